@@ -1,0 +1,103 @@
+# payd - build, run, test.
+#
+#   make            build bin and modules into build/
+#   make run        build, start a private PostgreSQL under ./var, migrate, serve
+#   make test       install what is missing, start private PostgreSQL + Redis, run
+#                   unit and integration tests under ASan+UBSan
+#   make bench      load benchmark (wrk) against a local payd
+#   make deps       install the Debian packages payd needs (as root)
+#
+# The test build lives in build/san with -fsanitize=address,undefined.
+
+CC      ?= cc
+BUILD   ?= build
+SAN     ?= 0
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isdk/include -Iserver -I/usr/include/postgresql
+ifeq ($(SAN),1)
+  CFLAGS_OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DPAYD_KEEP_MODULES_MAPPED
+  LDFLAGS_SAN := -fsanitize=address,undefined
+else
+  CFLAGS_OPT := -O2
+  LDFLAGS_SAN :=
+endif
+CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_OPT)
+LIBS    := -lcivetweb -lpq -lcurl -lssl -lcrypto -lhiredis -ljansson -linih -ljwt -ldl -lpthread -lm
+
+SERVER_SRC := $(wildcard server/*.c)
+SERVER_OBJ := $(patsubst server/%.c,$(BUILD)/obj/%.o,$(SERVER_SRC)) $(BUILD)/obj/migrations_gen.o
+CORE_OBJ   := $(filter-out $(BUILD)/obj/main.o,$(SERVER_OBJ))
+MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+
+GATEWAYS  := $(notdir $(wildcard modules/*))
+MODULE_SO := $(patsubst %,$(BUILD)/modules/%.so,$(GATEWAYS))
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
+TESTMOD_SRC := $(wildcard tests/modules/*.c)
+TESTMOD_SO  := $(patsubst tests/modules/%.c,$(BUILD)/testmodules/%.so,$(TESTMOD_SRC))
+
+.PHONY: all build deps run test test-build bench clean install fmt
+.DEFAULT_GOAL := all
+
+all: deps build
+build: $(BUILD)/payd $(MODULE_SO)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h) sdk/include/payd/module.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/migrations_gen.c: $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/obj/migrations_gen.o: $(BUILD)/gen/migrations_gen.c server/migrate.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/payd: $(SERVER_OBJ)
+	$(CC) $(LDFLAGS_SAN) -rdynamic $^ -o $@ $(LIBS)
+
+# Modules: built exactly as a third party would, against sdk/include only.
+.SECONDEXPANSION:
+$(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) sdk/include/payd/module.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden -Imodules/$* \
+	    $(filter %.c,$^) -o $@ $(LDFLAGS_SAN) -lpthread
+
+$(BUILD)/testmodules/%.so: tests/modules/%.c sdk/include/payd/module.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden $< -o $@ $(LDFLAGS_SAN)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJ) $(wildcard tests/unit/*.h) $(wildcard tests/unit/fake_*.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $< $(wildcard tests/unit/fake_*.c) $(CORE_OBJ) -o $@ $(LDFLAGS_SAN) -lcmocka $(LIBS)
+
+$(BUILD)/tests/test_%: tests/integration/test_%.c tests/integration/harness.c tests/integration/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/integration $< tests/integration/harness.c -o $@ $(LDFLAGS_SAN) -lcmocka -lcurl -ljansson -lpq -lcrypto -lpthread
+
+test-build: deps
+	$(MAKE) BUILD=build/san SAN=1 build/san/payd $(patsubst $(BUILD)/%,build/san/%,$(MODULE_SO)) \
+	    $(patsubst $(BUILD)/%,build/san/%,$(UNIT_BIN) $(INTEG_BIN) $(TESTMOD_SO))
+
+test: test-build
+	scripts/test.sh build/san
+
+run: all
+	scripts/run.sh $(BUILD)
+
+bench: all
+	scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+fmt:
+	clang-format -i server/*.c server/*.h modules/*/*.c sdk/include/payd/module.h

@@ -1,0 +1,21 @@
+/* app.h - the long-lived objects one payd process serves with. */
+#ifndef PAYD_APP_H
+#define PAYD_APP_H
+
+#include <stdatomic.h>
+
+#include "config.h"
+#include "modules.h"
+#include "redis.h"
+#include "store.h"
+
+typedef struct app {
+    config *cfg;
+    store *db;
+    redis *redis;
+    registry *mods;
+    struct mg_context *http;
+    _Atomic int stopping;
+} app;
+
+#endif
