@@ -51,7 +51,8 @@ deps:
 
 $(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h) sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/gen/migrations_gen.c: $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
@@ -59,7 +60,8 @@ $(BUILD)/gen/migrations_gen.c: $(MIGRATIONS) scripts/embed-migrations.sh
 
 $(BUILD)/obj/migrations_gen.o: $(BUILD)/gen/migrations_gen.c server/migrate.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/payd: $(SERVER_OBJ)
 	$(CC) $(LDFLAGS_SAN) -rdynamic $^ -o $@ $(LIBS)

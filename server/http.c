@@ -27,6 +27,8 @@
 #include <strings.h>
 
 #include "audit.h"
+#include "cardguard.h"
+#include "fault.h"
 #include "host.h"
 #include "idempotency.h"
 #include "log.h"
@@ -119,6 +121,17 @@ void http_reply_error(http_req *r, int status, const char *type, const char *cod
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     if (text) reply_set(r, status, "application/json", text, strlen(text));
+}
+
+void http_reply_fault(http_req *r, const fault *f, const char *extra_key, json_t *extra)
+{
+    json_t *err = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "type", f->type ? f->type : "api_error",
+                            "code", f->code ? f->code : "internal_error", "message", f->message,
+                            "param", f->param, "request_id", r->request_id);
+    json_t *body = json_pack("{s:o}", "error", err);
+    if (extra_key && extra) json_object_set_new(body, extra_key, extra);
+    else json_decref(extra);
+    http_reply_json(r, f->status ? f->status : 500, body);
 }
 
 void http_reply_store_error(http_req *r, int rc)
@@ -240,6 +253,40 @@ static int parse_json_body(http_req *r)
     return 0;
 }
 
+/*
+ * The PAN guard: no card number in the query or in any JSON field. The one
+ * exception is a documented mock test card in `payment_method` on routes
+ * that may carry one; the handler then refuses it unless the payment goes
+ * to a mock gateway.
+ */
+static int guard_card_data(http_req *r)
+{
+    if (r->query && cardguard_text_has_pan(r->query, strlen(r->query), 0)) {
+        http_reply_error(r, 400, "invalid_request_error", "card_data_not_allowed", NULL,
+                         "card numbers are not accepted by payd; use the provider's tokenization");
+        return -1;
+    }
+    char path[256];
+    if (!r->json || !cardguard_json_has_pan(r->json, 0, path, sizeof path)) return 0;
+    json_t *pm = json_object_get(r->json, "payment_method");
+    if ((r->route->flags & ROUTE_TEST_CARD) && strcmp(path, "payment_method") == 0 &&
+        json_is_string(pm) && cardguard_is_test_card(json_string_value(pm))) {
+        char rest[256];
+        json_t *copy = json_copy(r->json);
+        json_object_del(copy, "payment_method");
+        int other = cardguard_json_has_pan(copy, 0, rest, sizeof rest);
+        json_decref(copy);
+        if (!other) {
+            r->test_card = json_string_value(pm);
+            return 0;
+        }
+        snprintf(path, sizeof path, "%s", rest);
+    }
+    http_reply_error(r, 400, "invalid_request_error", "card_data_not_allowed", arena_strdup(r->arena, path),
+                     "card numbers are not accepted by payd; use the provider's tokenization");
+    return -1;
+}
+
 static int authorize(app *a, http_req *r)
 {
     int flags = r->route->flags;
@@ -340,6 +387,8 @@ static int http_on_request(struct mg_connection *conn)
         else if (body_status)
             http_reply_error(&r, 500, "api_error", "internal_error", NULL, "out of memory");
         else if ((r.route->flags & ROUTE_JSON) && parse_json_body(&r) != 0)
+            ;
+        else if (!(r.route->flags & ROUTE_RAW) && guard_card_data(&r) != 0)
             ;
         else if (authorize(a, &r) != 0)
             ;

@@ -23,7 +23,9 @@ enum {
     ROUTE_JSON = 1 << 3,      /* body is a JSON object, parsed into r->json */
     ROUTE_IDEMPOTENT = 1 << 4,/* honours Idempotency-Key */
     ROUTE_RAW = 1 << 5,       /* body read raw, any content type (webhooks, forms) */
-    ROUTE_TEST = 1 << 6       /* only when [server] test_mode = true */
+    ROUTE_TEST = 1 << 6,      /* only when [server] test_mode = true */
+    ROUTE_TEST_CARD = 1 << 7  /* payment_method may be a mock test card number;
+                                 the handler checks the gateway is the mock */
 };
 
 typedef struct http_route {
@@ -48,6 +50,7 @@ struct http_req {
     size_t body_len;
     json_t *json;            /* owned; NULL when no JSON body */
     principal auth;
+    const char *test_card;   /* payment_method, when it is a mock test card */
     const http_route *route;
     int route_index;
     /* the response */
@@ -79,6 +82,10 @@ void http_reply_raw(http_req *r, int status, const char *content_type, const cha
 void http_reply_error(http_req *r, int status, const char *type, const char *code,
                       const char *param, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* The error shape from a domain fault; `extra` (stolen, may be NULL) is
+ * added beside "error" under `extra_key`, e.g. the declined payment. */
+struct fault;
+void http_reply_fault(http_req *r, const struct fault *f, const char *extra_key, json_t *extra);
 /* Maps a STORE_E_* code to 503/500. */
 void http_reply_store_error(http_req *r, int rc);
 

@@ -1,18 +1,46 @@
 /*
  * routes.c - the routing table: method + path pattern -> handler, with what
- * each route requires. Order matters only between patterns that could both
- * match; the first match wins. Read top to bottom, this is the API.
+ * each route requires. The first match wins. Read top to bottom, this is
+ * the API (documented in README.md).
  */
+#include "api_admin.h"
 #include "api_ops.h"
+#include "api_orders.h"
+#include "api_payments.h"
+#include "api_webhooks.h"
 #include "http.h"
 
-#define JSON_WRITE (ROUTE_JSON | ROUTE_IDEMPOTENT)
+#define WRITE (ROUTE_JSON | ROUTE_IDEMPOTENT)
 
 const http_route http_routes[] = {
     {"GET", "/healthz", api_ops_healthz, ROUTE_PUBLIC, "healthz"},
     {"GET", "/readyz", api_ops_readyz, ROUTE_PUBLIC, "readyz"},
     {"GET", "/metrics", api_ops_metrics, ROUTE_PUBLIC, "metrics"},
     {"GET", "/v1/gateways", api_ops_gateways, ROUTE_PUBLIC, "gateways.list"},
+
+    {"POST", "/v1/orders", api_orders_create, ROUTE_AUTH | WRITE, "orders.create"},
+    {"GET", "/v1/orders", api_orders_list, ROUTE_AUTH, "orders.list"},
+    {"GET", "/v1/orders/{id}", api_orders_get, ROUTE_AUTH, "orders.get"},
+    {"PATCH", "/v1/orders/{id}", api_orders_update, ROUTE_MERCHANT | WRITE, "orders.update"},
+    {"POST", "/v1/orders/{id}/cancel", api_orders_cancel, ROUTE_AUTH | WRITE, "orders.cancel"},
+
+    {"POST", "/v1/payments", api_payments_create, ROUTE_AUTH | WRITE | ROUTE_TEST_CARD, "payments.create"},
+    {"GET", "/v1/payments", api_payments_list, ROUTE_AUTH, "payments.list"},
+    {"GET", "/v1/payments/{id}", api_payments_get, ROUTE_AUTH, "payments.get"},
+    {"POST", "/v1/payments/{id}/confirm", api_payments_confirm, ROUTE_AUTH | WRITE | ROUTE_TEST_CARD, "payments.confirm"},
+    {"POST", "/v1/payments/{id}/capture", api_payments_capture, ROUTE_MERCHANT | WRITE, "payments.capture"},
+    {"POST", "/v1/payments/{id}/cancel", api_payments_cancel, ROUTE_AUTH | WRITE, "payments.cancel"},
+
+    {"POST", "/v1/refunds", api_refunds_create, ROUTE_MERCHANT | WRITE, "refunds.create"},
+    {"GET", "/v1/refunds", api_refunds_list, ROUTE_AUTH, "refunds.list"},
+    {"GET", "/v1/refunds/{id}", api_refunds_get, ROUTE_AUTH, "refunds.get"},
+
+    {"POST", "/v1/webhooks/{gateway}", api_webhooks_receive, ROUTE_PUBLIC | ROUTE_RAW, "webhooks.receive"},
+    {"GET", "/v1/events", api_events_list, ROUTE_MERCHANT, "events.list"},
+
+    {"GET", "/v1/admin/transactions", api_admin_transactions, ROUTE_ADMIN, "admin.transactions"},
+    {"GET", "/v1/admin/audit", api_admin_audit, ROUTE_ADMIN, "admin.audit"},
+    {"GET", "/v1/admin/audit/verify", api_admin_audit_verify, ROUTE_ADMIN, "admin.audit_verify"},
 
     {"GET", "/mock/{*}", api_ops_mock_page, ROUTE_PUBLIC | ROUTE_RAW, "mock.page"},
     {"POST", "/mock/{*}", api_ops_mock_page, ROUTE_PUBLIC | ROUTE_RAW, "mock.page"},

@@ -84,7 +84,7 @@ CREATE UNIQUE INDEX payments_provider_ref ON payments (gateway, provider_ref)
 CREATE UNIQUE INDEX payments_one_live_per_order ON payments (order_id)
     WHERE status NOT IN ('failed', 'canceled');
 CREATE INDEX payments_order ON payments (order_id, created_at);
-CREATE INDEX payments_unknown ON payments (janitor_next_at) WHERE outcome_unknown;
+CREATE INDEX payments_janitor ON payments (janitor_next_at) WHERE janitor_next_at IS NOT NULL;
 
 CREATE TABLE refunds (
     id              text PRIMARY KEY,
@@ -108,7 +108,7 @@ CREATE UNIQUE INDEX refunds_provider_ref ON refunds (gateway, provider_ref)
     WHERE provider_ref IS NOT NULL;
 CREATE INDEX refunds_payment ON refunds (payment_id, created_at);
 CREATE INDEX refunds_order ON refunds (order_id, created_at);
-CREATE INDEX refunds_unknown ON refunds (janitor_next_at) WHERE outcome_unknown;
+CREATE INDEX refunds_janitor ON refunds (janitor_next_at) WHERE janitor_next_at IS NOT NULL;
 
 -- Append-only money movements. charge = captured at once (automatic
 -- capture), capture = captured from an authorization, refund, chargeback,
@@ -163,6 +163,13 @@ CREATE TABLE webhook_events (
     provider_type     text,
     payment_id        text,
     provider_ref      text,
+    refund_id         text,
+    refund_ref        text,
+    amount            bigint,
+    currency          char(3),
+    failure_code      text,
+    failure_message   text,
+    occurred_at       timestamptz,
     body              text NOT NULL,
     status            text NOT NULL CHECK (status IN ('applied', 'ignored', 'stale', 'unmatched')),
     note              text,
@@ -170,6 +177,7 @@ CREATE TABLE webhook_events (
     UNIQUE (gateway, provider_event_id)
 );
 CREATE INDEX webhook_events_unmatched ON webhook_events (gateway, provider_ref) WHERE status = 'unmatched';
+CREATE INDEX webhook_events_unmatched_payment ON webhook_events (payment_id) WHERE status = 'unmatched';
 
 CREATE TABLE events (
     seq         bigserial PRIMARY KEY,

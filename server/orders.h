@@ -1,0 +1,44 @@
+/* orders.h - orders: totals, numbering, and the order state machine. */
+#ifndef PAYD_ORDERS_H
+#define PAYD_ORDERS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "context.h"
+#include "fault.h"
+
+int orders_create(op_ctx *x, json_t *in, json_t **out, fault *f);
+int orders_get(op_ctx *x, const char *id, json_t **out, fault *f);
+typedef struct order_filter {
+    const char *status, *user_id, *starting_after;
+    const char *created_gte, *created_lte; /* unix seconds, validated digits */
+    int limit;
+} order_filter;
+
+int orders_list(op_ctx *x, const order_filter *flt, json_t **out, fault *f);
+int orders_cancel(op_ctx *x, const char *id, json_t **out, fault *f);
+int orders_update(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f);
+
+/* Used by payments and refunds inside their transactions (row lock held
+ * by the caller or taken here). */
+typedef struct order_row {
+    char id[48];
+    char status[24];
+    char currency[4];
+    char user_id[128];
+    int has_user;
+    int64_t total, amount_paid, amount_refunded;
+    char customer_email[256];
+    char number[32];
+} order_row;
+
+int orders_lock(store_conn *c, const char *id, order_row *o);
+/* The payment for this order started / was paid / failed or was canceled /
+ * was refunded. Each writes audit and events as needed. */
+int orders_payment_started(op_ctx *x, store_conn *c, const order_row *o);
+int orders_payment_succeeded(op_ctx *x, store_conn *c, const char *order_id, int64_t amount);
+int orders_payment_released(op_ctx *x, store_conn *c, const char *order_id);
+int orders_refunded(op_ctx *x, store_conn *c, const char *order_id, int64_t amount);
+
+#endif

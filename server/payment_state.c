@@ -1,0 +1,254 @@
+/*
+ * payment_state.c - the payment state machine.
+ *
+ *   requires_payment_method -> requires_confirmation -> requires_action ->
+ *   processing -> requires_capture -> succeeded -> partially_refunded ->
+ *   refunded, with failed and canceled as ends and disputed after success.
+ *
+ * Every change goes through payment_apply_view() or payment_save() while
+ * the caller holds the payment's row lock inside a transaction; both write
+ * the audit row, and apply_view also writes ledger rows, the order's new
+ * state and the normalized events, so a state change is all-or-nothing.
+ * Transitions only move forward: the same table is enforced again by a
+ * trigger in the database. Late or duplicated provider news that would move
+ * a payment backwards is reported as APPLY_STALE and changes nothing.
+ */
+#include "payment_state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "events.h"
+#include "janitor.h"
+#include "ledger.h"
+#include "orders.h"
+
+
+STORE_STMT(stmt_lock,
+           "SELECT p.*, " PAYMENT_JSON " AS j FROM payments p WHERE p.id = $1 FOR UPDATE");
+STORE_STMT(stmt_save,
+           "UPDATE payments p SET status = $2, provider_ref = $3, amount_capturable = $4::bigint,"
+           " amount_captured = $5::bigint, amount_refunded = $6::bigint, amount_refund_pending = $7::bigint,"
+           " amount_disputed = $8::bigint, payment_method = $9, return_url = $10, client_secret = $11,"
+           " next_action = $12::jsonb, failure_code = $13, failure_message = $14, outcome_unknown = $15::boolean,"
+           " pending_op = $16, op_attempt = $17::int, janitor_attempts = $18::int,"
+           " janitor_next_at = CASE WHEN $19::int < 0 THEN NULL ELSE now() + make_interval(secs => $19::int) END,"
+           " needs_review = $20::boolean, updated_at = now()"
+           " WHERE id = $1 RETURNING " PAYMENT_JSON " AS j");
+
+static const char *const allowed_moves[][2] = {
+    {"requires_payment_method", "requires_confirmation"}, {"requires_payment_method", "requires_action"},
+    {"requires_payment_method", "processing"},            {"requires_payment_method", "requires_capture"},
+    {"requires_payment_method", "succeeded"},             {"requires_payment_method", "failed"},
+    {"requires_payment_method", "canceled"},              {"requires_confirmation", "requires_action"},
+    {"requires_confirmation", "processing"},              {"requires_confirmation", "requires_capture"},
+    {"requires_confirmation", "succeeded"},               {"requires_confirmation", "failed"},
+    {"requires_confirmation", "canceled"},                {"requires_action", "processing"},
+    {"requires_action", "requires_capture"},              {"requires_action", "succeeded"},
+    {"requires_action", "failed"},                        {"requires_action", "canceled"},
+    {"processing", "requires_action"},                    {"processing", "requires_capture"},
+    {"processing", "succeeded"},                          {"processing", "failed"},
+    {"processing", "canceled"},                           {"requires_capture", "processing"},
+    {"requires_capture", "succeeded"},                    {"requires_capture", "canceled"},
+    {"requires_capture", "failed"},                       {"succeeded", "partially_refunded"},
+    {"succeeded", "refunded"},                            {"succeeded", "disputed"},
+    {"partially_refunded", "refunded"},                   {"partially_refunded", "disputed"},
+    {"refunded", "disputed"},
+};
+
+int payment_transition_allowed(const char *from, const char *to)
+{
+    for (size_t i = 0; i < sizeof allowed_moves / sizeof allowed_moves[0]; i++)
+        if (strcmp(allowed_moves[i][0], from) == 0 && strcmp(allowed_moves[i][1], to) == 0) return 1;
+    return 0;
+}
+
+int payment_status_is_settled(const char *s)
+{
+    return !strcmp(s, "succeeded") || !strcmp(s, "partially_refunded") || !strcmp(s, "refunded") ||
+           !strcmp(s, "disputed");
+}
+
+static const char *col(op_ctx *x, const PGresult *r, const char *name)
+{
+    const char *v = store_val(r, 0, name);
+    return v ? arena_strdup(x->arena, v) : NULL;
+}
+
+int payment_lock(op_ctx *x, store_conn *c, const char *id, payment_row *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *params[] = {id};
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_lock, 1, params, &r);
+    if (rc != STORE_OK) return rc;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return 1;
+    }
+    p->id = col(x, r, "id");
+    p->order_id = col(x, r, "order_id");
+    p->user_id = col(x, r, "user_id");
+    p->gateway = col(x, r, "gateway");
+    p->provider_ref = col(x, r, "provider_ref");
+    p->status = col(x, r, "status");
+    p->currency = col(x, r, "currency");
+    p->capture_method = col(x, r, "capture_method");
+    p->payment_method = col(x, r, "payment_method");
+    p->return_url = col(x, r, "return_url");
+    p->client_secret = col(x, r, "client_secret");
+    p->next_action = col(x, r, "next_action");
+    p->failure_code = col(x, r, "failure_code");
+    p->failure_message = col(x, r, "failure_message");
+    p->pending_op = col(x, r, "pending_op");
+    p->amount = store_i64(r, 0, "amount");
+    p->amount_capturable = store_i64(r, 0, "amount_capturable");
+    p->amount_captured = store_i64(r, 0, "amount_captured");
+    p->amount_refunded = store_i64(r, 0, "amount_refunded");
+    p->amount_refund_pending = store_i64(r, 0, "amount_refund_pending");
+    p->amount_disputed = store_i64(r, 0, "amount_disputed");
+    p->op_attempt = (int)store_i64(r, 0, "op_attempt");
+    p->janitor_attempts = (int)store_i64(r, 0, "janitor_attempts");
+    p->outcome_unknown = strcmp(store_val(r, 0, "outcome_unknown"), "t") == 0;
+    p->needs_review = strcmp(store_val(r, 0, "needs_review"), "t") == 0;
+    p->janitor_delay_s = -1;
+    p->before = json_loads(store_val(r, 0, "j"), 0, NULL);
+    PQclear(r);
+    return STORE_OK;
+}
+
+void payment_row_release(payment_row *p)
+{
+    json_decref(p->before);
+    p->before = NULL;
+}
+
+int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, const char **json)
+{
+    char amounts[6][24], attempt[12], jattempts[12], delay[12];
+    int64_t vals[6] = {p->amount_capturable, p->amount_captured, p->amount_refunded,
+                       p->amount_refund_pending, p->amount_disputed, 0};
+    for (int i = 0; i < 5; i++) snprintf(amounts[i], sizeof amounts[i], "%lld", (long long)vals[i]);
+    snprintf(attempt, sizeof attempt, "%d", p->op_attempt);
+    snprintf(jattempts, sizeof jattempts, "%d", p->janitor_attempts);
+    snprintf(delay, sizeof delay, "%d", p->janitor_delay_s);
+    const char *params[] = {p->id, p->status, p->provider_ref, amounts[0], amounts[1], amounts[2],
+                            amounts[3], amounts[4], p->payment_method, p->return_url,
+                            p->client_secret, p->next_action, p->failure_code, p->failure_message,
+                            p->outcome_unknown ? "true" : "false", p->pending_op, attempt, jattempts,
+                            delay, p->needs_review ? "true" : "false"};
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_save, 20, params, &r);
+    if (rc != STORE_OK) return rc;
+    const char *text = store_val(r, 0, "j");
+    json_t *after = json_loads(text, 0, NULL);
+    char entity[64];
+    snprintf(entity, sizeof entity, "payment:%s", p->id);
+    rc = audit_write(c, entity, op_actor(x), action, x->request_id, p->before, after);
+    json_decref(after);
+    if (json) *json = arena_strdup(x->arena, text);
+    PQclear(r);
+    return rc;
+}
+
+static const char *status_name(int s)
+{
+    return payd_payment_status_name(s);
+}
+
+static char *next_action_json(op_ctx *x, const payment_view *v)
+{
+    json_t *na = NULL;
+    switch (v->next_action) {
+    case PAYD_NA_REDIRECT_URL:
+        na = json_pack("{s:s, s:s?}", "type", "redirect_url", "url", v->next_action_url);
+        break;
+    case PAYD_NA_DISPLAY_INSTRUCTIONS:
+        na = json_pack("{s:s, s:s?}", "type", "display_instructions", "text", v->next_action_text);
+        break;
+    case PAYD_NA_USE_SDK:
+        na = json_pack("{s:s, s:s?}", "type", "use_sdk", "client_secret", v->client_secret);
+        break;
+    default:
+        return NULL;
+    }
+    char *text = json_dumps(na, JSON_COMPACT);
+    json_decref(na);
+    char *out = arena_strdup(x->arena, text);
+    free(text);
+    return out;
+}
+
+int payment_apply_view(op_ctx *x, store_conn *c, payment_row *p, const payment_view *v,
+                       const char *action, const char **json)
+{
+    const char *target = status_name(v->status);
+    const char *from = p->status;
+    int moving = strcmp(from, target) != 0;
+    if (moving && !payment_transition_allowed(from, target)) return APPLY_STALE;
+    if (!moving && v->status != PAYD_PS_REQUIRES_CAPTURE && v->status != PAYD_PS_SUCCEEDED &&
+        !(v->provider_ref && !p->provider_ref) && !p->pending_op && !p->outcome_unknown)
+        return APPLY_NOOP;
+
+    if (v->provider_ref && !p->provider_ref) p->provider_ref = arena_strdup(x->arena, v->provider_ref);
+    if (v->client_secret) p->client_secret = arena_strdup(x->arena, v->client_secret);
+    p->status = target;
+    p->pending_op = NULL;
+    p->outcome_unknown = 0;
+    /* A provider still processing is polled as a safety net for a lost webhook. */
+    p->janitor_delay_s = v->status == PAYD_PS_PROCESSING ? janitor_backoff_s(x->a, p->janitor_attempts) : -1;
+    p->next_action = v->status == PAYD_PS_REQUIRES_ACTION ? next_action_json(x, v) : NULL;
+    if (v->status == PAYD_PS_FAILED) {
+        p->failure_code = arena_strdup(x->arena, v->failure_code ? v->failure_code : "processing_error");
+        p->failure_message = arena_strdup(x->arena, v->failure_message ? v->failure_message : "the payment failed");
+    }
+
+    /* Money actually moved: the provider's captured amount, capped at what
+     * was authorized. Only the increase is new money. */
+    int64_t captured = p->amount_captured;
+    if (v->status == PAYD_PS_SUCCEEDED) {
+        captured = v->has_amounts && v->amount_captured > 0 ? v->amount_captured : p->amount;
+        if (captured > p->amount) captured = p->amount;
+        if (captured < p->amount_captured) captured = p->amount_captured;
+        p->amount_capturable = 0; /* a partial capture releases the rest */
+    } else if (v->status == PAYD_PS_REQUIRES_CAPTURE) {
+        p->amount_capturable = v->has_amounts && v->amount_capturable > 0 ? v->amount_capturable : p->amount;
+    } else if (v->status == PAYD_PS_CANCELED || v->status == PAYD_PS_FAILED) {
+        p->amount_capturable = 0;
+    }
+    int64_t delta = captured - p->amount_captured;
+    p->amount_captured = captured;
+
+    const char *repr = NULL;
+    int rc = payment_save(x, c, p, action, &repr);
+    if (json) *json = repr;
+    if (rc == STORE_OK && delta > 0)
+        rc = ledger_append(c, strcmp(p->capture_method, "manual") == 0 ? "capture" : "charge", p->id,
+                           NULL, p->order_id, p->gateway, delta, p->currency, x->request_id);
+    if (rc != STORE_OK || !moving) return rc < 0 ? rc : APPLY_APPLIED;
+
+    const char *event = NULL;
+    switch (v->status) {
+    case PAYD_PS_SUCCEEDED:
+        rc = orders_payment_succeeded(x, c, p->order_id, captured);
+        event = "payment.succeeded";
+        break;
+    case PAYD_PS_FAILED:
+        rc = orders_payment_released(x, c, p->order_id);
+        event = "payment.failed";
+        break;
+    case PAYD_PS_CANCELED:
+        rc = orders_payment_released(x, c, p->order_id);
+        event = "payment.canceled";
+        break;
+    case PAYD_PS_REQUIRES_ACTION: event = "payment.requires_action"; break;
+    case PAYD_PS_REQUIRES_CAPTURE: event = "payment.requires_capture"; break;
+    default: break;
+    }
+    if (rc == STORE_OK && event)
+        rc = events_emit(c, x->a->mods, event, "payment", p->id, p->order_id, p->user_id, repr,
+                         x->request_id);
+    return rc < 0 ? rc : APPLY_APPLIED;
+}

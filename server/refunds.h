@@ -1,0 +1,28 @@
+/* refunds.h - full, partial and repeated refunds, never more than captured. */
+#ifndef PAYD_REFUNDS_H
+#define PAYD_REFUNDS_H
+
+#include <jansson.h>
+
+#include "context.h"
+#include "fault.h"
+#include "payment_state.h"
+
+int refunds_create(op_ctx *x, json_t *in, json_t **out, int *status, fault *f);
+int refunds_get(op_ctx *x, const char *id, json_t **out, fault *f);
+int refunds_list(op_ctx *x, const char *payment_id, const char *order_id, int limit, json_t **out,
+                 fault *f);
+/* Janitor. */
+int refunds_resolve(op_ctx *x, const char *id);
+
+/*
+ * Webhooks: a provider says a refund succeeded or failed. Locks the
+ * payment (already locked by the caller: pass it) and the refund found by
+ * payd id or provider ref. Returns APPLY_* or a STORE_E_* code; 1 when the
+ * refund is unknown.
+ */
+int refunds_apply_outcome(op_ctx *x, store_conn *c, payment_row *p, const char *refund_id,
+                          const char *refund_ref, int succeeded, const char *failure_code,
+                          const char *failure_message);
+
+#endif
