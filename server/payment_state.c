@@ -188,9 +188,12 @@ int payment_apply_view(op_ctx *x, store_conn *c, payment_row *p, const payment_v
     const char *from = p->status;
     int moving = strcmp(from, target) != 0;
     if (moving && !payment_transition_allowed(from, target)) return APPLY_STALE;
-    if (!moving && v->status != PAYD_PS_REQUIRES_CAPTURE && v->status != PAYD_PS_SUCCEEDED &&
-        !(v->provider_ref && !p->provider_ref) && !p->pending_op && !p->outcome_unknown)
-        return APPLY_NOOP;
+    if (!moving && !(v->provider_ref && !p->provider_ref) && !p->pending_op && !p->outcome_unknown) {
+        /* Same status again: only news about more captured money counts. */
+        int more_captured = v->status == PAYD_PS_SUCCEEDED && v->has_amounts &&
+                            v->amount_captured > p->amount_captured && v->amount_captured <= p->amount;
+        if (!more_captured) return APPLY_NOOP;
+    }
 
     if (v->provider_ref && !p->provider_ref) p->provider_ref = arena_strdup(x->arena, v->provider_ref);
     if (v->client_secret) p->client_secret = arena_strdup(x->arena, v->client_secret);
