@@ -39,12 +39,16 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 TESTMOD_SRC := $(wildcard tests/modules/*.c)
 TESTMOD_SO  := $(patsubst tests/modules/%.c,$(BUILD)/testmodules/%.so,$(TESTMOD_SRC))
+FAKE_SRC  := $(wildcard tests/fakes/*.c)
+FAKE_BIN  := $(patsubst tests/fakes/%.c,$(BUILD)/fakes/%,$(FAKE_SRC))
+MODCHECK_SRC := $(wildcard sdk/modcheck/*.c)
+MODCHECK  := $(if $(MODCHECK_SRC),$(BUILD)/payd-modcheck)
 
 .PHONY: all build deps run test test-build bench clean install fmt
 .DEFAULT_GOAL := all
 
 all: deps build
-build: $(BUILD)/payd $(MODULE_SO)
+build: $(BUILD)/payd $(MODULE_SO) $(MODCHECK)
 
 deps:
 	@scripts/deps.sh
@@ -67,11 +71,24 @@ $(BUILD)/payd: $(SERVER_OBJ)
 	$(CC) $(LDFLAGS_SAN) -rdynamic $^ -o $@ $(LIBS)
 
 # Modules: built exactly as a third party would, against sdk/include only.
+# A module that needs a library names it here; files in modules/NAME/templates
+# are installed beside the .so as BUILD/modules/NAME/templates.
+MODULE_LIBS_smtp := -ljansson
 .SECONDEXPANSION:
 $(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden -Imodules/$* \
-	    $(filter %.c,$^) -o $@ $(LDFLAGS_SAN) -lpthread
+	    $(filter %.c,$^) -o $@ $(LDFLAGS_SAN) -lpthread $(MODULE_LIBS_$*)
+	@if [ -d modules/$*/templates ]; then mkdir -p $(dir $@)$* && cp -r modules/$*/templates $(dir $@)$*/; fi
+
+# payd-modcheck loads modules exactly as payd does: it links the loader.
+$(BUILD)/payd-modcheck: $(MODCHECK_SRC) $(wildcard sdk/modcheck/*.h) $(CORE_OBJ)
+	$(CC) $(CFLAGS) -Isdk/modcheck $(MODCHECK_SRC) $(CORE_OBJ) -o $@ $(LDFLAGS_SAN) -rdynamic $(LIBS)
+
+# Local fakes of providers and receivers (one file each), for tests only.
+$(BUILD)/fakes/%: tests/fakes/%.c $(wildcard tests/fakes/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/fakes $< -o $@ $(LDFLAGS_SAN) -lcivetweb -ljansson -lcrypto -lpthread
 
 $(BUILD)/testmodules/%.so: tests/modules/%.c sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
@@ -87,7 +104,7 @@ $(BUILD)/tests/test_%: tests/integration/test_%.c tests/integration/harness.c te
 
 test-build: deps
 	$(MAKE) BUILD=build/san SAN=1 build/san/payd $(patsubst $(BUILD)/%,build/san/%,$(MODULE_SO)) \
-	    $(patsubst $(BUILD)/%,build/san/%,$(UNIT_BIN) $(INTEG_BIN) $(TESTMOD_SO))
+	    $(patsubst $(BUILD)/%,build/san/%,$(UNIT_BIN) $(INTEG_BIN) $(TESTMOD_SO) $(FAKE_BIN) $(MODCHECK))
 
 test: test-build
 	scripts/test.sh build/san

@@ -15,10 +15,12 @@
 #include <string.h>
 
 #include "ids.h"
+#include "orders.h"
 
 STORE_STMT(stmt_emit,
            "WITH e AS (INSERT INTO events (id, type, object_type, object_id, order_id, user_id, data, request_id)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING id)"
+           " VALUES ($1, $2, $3, $4, $5, $6, jsonb_build_object('object', $7::jsonb, 'order',"
+           "  (SELECT " ORDER_JSON "::jsonb FROM orders o WHERE o.id = $5 AND $3 <> 'order')), $8) RETURNING id)"
            " INSERT INTO outbox (event_id, notifier) SELECT e.id, n FROM e, unnest($9::text[]) AS n");
 
 int events_emit(store_conn *c, const registry *mods, const char *type, const char *object_type,
@@ -47,7 +49,7 @@ STORE_STMT(stmt_list,
            "SELECT json_build_object('id', id, 'object', 'event', 'type', type,"
            " 'object_type', object_type, 'object_id', object_id, 'order_id', order_id,"
            " 'created', extract(epoch FROM created_at)::bigint, 'request_id', request_id,"
-           " 'data', json_build_object('object', data))::text AS j"
+           " 'data', data)::text AS j"
            " FROM events WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR object_id = $2)"
            " AND ($3::text IS NULL OR seq > (SELECT seq FROM events WHERE id = $3))"
            " ORDER BY seq LIMIT $4::int");

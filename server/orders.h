@@ -8,6 +8,17 @@
 #include "context.h"
 #include "fault.h"
 
+/* SQL expression for an order's JSON representation (alias o). */
+#define ORDER_JSON                                                                               \
+    "json_build_object('id', o.id, 'object', 'order', 'number', o.number, 'user_id', o.user_id,"  \
+    " 'status', o.status, 'fulfilment_status', o.fulfilment_status, 'currency', o.currency,"      \
+    " 'subtotal', o.subtotal, 'tax', o.tax, 'shipping', o.shipping, 'total', o.total,"            \
+    " 'amount_paid', o.amount_paid, 'amount_refunded', o.amount_refunded, 'items', o.items,"      \
+    " 'customer_email', o.customer_email, 'shipping_address', o.shipping_address,"                \
+    " 'billing_address', o.billing_address, 'shipping_info', o.shipping_info,"                    \
+    " 'metadata', o.metadata, 'created', extract(epoch FROM o.created_at)::bigint,"               \
+    " 'updated', extract(epoch FROM o.updated_at)::bigint)::text"
+
 int orders_create(op_ctx *x, json_t *in, json_t **out, fault *f);
 int orders_get(op_ctx *x, const char *id, json_t **out, fault *f);
 typedef struct order_filter {
