@@ -74,6 +74,7 @@ $(BUILD)/payd: $(SERVER_OBJ)
 # A module that needs a library names it here; files in modules/NAME/templates
 # are installed beside the .so as BUILD/modules/NAME/templates.
 MODULE_LIBS_smtp := -ljansson
+MODULE_LIBS_stripe := -ljansson
 .SECONDEXPANSION:
 $(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
