@@ -9,6 +9,7 @@
 #include "api.h"
 #include "audit.h"
 #include "ledger.h"
+#include "outbox.h"
 
 void api_admin_transactions(app *a, http_req *r)
 {
@@ -70,4 +71,26 @@ void api_admin_audit_verify(app *a, http_req *r)
         return;
     }
     http_reply_json(r, 200, report);
+}
+
+void api_admin_outbox_list(app *a, http_req *r)
+{
+    op_ctx x;
+    api_ctx(a, r, &x);
+    int limit;
+    if (api_limit(r, &limit)) return;
+    json_t *out = NULL;
+    fault f;
+    int rc = outbox_list(&x, http_query(r, "state"), http_query(r, "starting_after"), limit, &out, &f);
+    api_reply(r, rc, 200, out, &f, NULL);
+}
+
+void api_admin_outbox_replay(app *a, http_req *r)
+{
+    op_ctx x;
+    api_ctx(a, r, &x);
+    json_t *out = NULL;
+    fault f;
+    int rc = outbox_replay(&x, r->params[0], &out, &f);
+    api_reply(r, rc, 200, out, &f, NULL);
 }

@@ -7,5 +7,7 @@
 void api_admin_transactions(app *a, http_req *r);
 void api_admin_audit(app *a, http_req *r);
 void api_admin_audit_verify(app *a, http_req *r);
+void api_admin_outbox_list(app *a, http_req *r);
+void api_admin_outbox_replay(app *a, http_req *r);
 
 #endif

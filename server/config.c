@@ -76,7 +76,7 @@ config_entry *config_entry_find(const config_section *s, const char *key)
 static int section_name_valid(const char *name)
 {
     static const char *const fixed[] = {"server", "database", "redis", "auth", "payments",
-                                        "routing", NULL};
+                                        "outbox", "routing", NULL};
     for (int i = 0; fixed[i]; i++)
         if (strcmp(name, fixed[i]) == 0) return 1;
     const char *inst = NULL;
@@ -248,6 +248,13 @@ static const key_spec payments_keys[] = {
     {"janitor_schedule", S(janitor_schedule)},
     {"janitor_max_attempts", I(janitor_max_attempts, 1, 1000)},
     {NULL, 0, 0, 0, 0}};
+static const key_spec outbox_keys[] = {
+    {"threads", I(outbox_threads, 1, 64)},
+    {"poll_ms", I(outbox_poll_ms, 10, 60000)},
+    {"retry_schedule", S(outbox_schedule)},
+    {"max_attempts", I(outbox_max_attempts, 1, 1000)},
+    {"lease_s", I(outbox_lease_s, 5, 3600)},
+    {NULL, 0, 0, 0, 0}};
 static const key_spec routing_keys[] = {
     {"default", S(route_default)}, {"fallback", S(route_fallback)}, {NULL, 0, 0, 0, 0}};
 
@@ -352,6 +359,45 @@ static void set_defaults(config *cfg)
     cfg->janitor_interval_ms = 1000;
     cfg->janitor_schedule = strdup("60,300,3600,86400");
     cfg->janitor_max_attempts = 8;
+    cfg->outbox_threads = 2;
+    cfg->outbox_poll_ms = 200;
+    cfg->outbox_schedule = strdup("1,5,30,120,600,1800,3600");
+    cfg->outbox_max_attempts = 10;
+    cfg->outbox_lease_s = 60;
+}
+
+int config_schedule_step(const char *schedule, int attempts)
+{
+    const char *s = schedule;
+    int last = 60;
+    for (int i = 0; s && *s; i++) {
+        last = atoi(s);
+        if (i >= attempts) break;
+        s = strchr(s, ',');
+        if (!s) break;
+        s++;
+    }
+    return last > 0 ? last : 1;
+}
+
+/* A schedule is a comma-separated list of positive seconds. */
+static void check_schedule(config *cfg, config_errors *errs, const char *section, const char *key,
+                           const char *value)
+{
+    const char *p = value;
+    int ok = p && *p;
+    while (ok && *p) {
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 30L * 86400) ok = 0;
+        p = end;
+        while (ok && (*p == ',' || *p == ' ')) p++;
+    }
+    if (!ok) {
+        const config_entry *e = config_entry_find(config_section_find(cfg, section), key);
+        config_errors_add(errs, "%s:%d: [%s] %s must be a list of seconds like 1,5,30", cfg->path,
+                          e ? e->line : 0, section, key);
+    }
 }
 
 static void check_routing(config *cfg, config_errors *errs)
@@ -405,7 +451,8 @@ int config_load(const char *path, config *cfg, config_errors *errs)
         const char *name;
         const key_spec *keys;
     } core[] = {{"server", server_keys},     {"database", database_keys}, {"redis", redis_keys},
-                {"auth", auth_keys},         {"payments", payments_keys}, {"routing", routing_keys}};
+                {"auth", auth_keys},         {"payments", payments_keys}, {"outbox", outbox_keys},
+                {"routing", routing_keys}};
     for (size_t i = 0; i < sizeof core / sizeof core[0]; i++) {
         const config_section *s = config_section_find(cfg, core[i].name);
         if (s) apply_section(cfg, errs, s, core[i].keys);
@@ -423,6 +470,8 @@ int config_load(const char *path, config *cfg, config_errors *errs)
                               s->name);
     }
     check_routing(cfg, errs);
+    check_schedule(cfg, errs, "payments", "janitor_schedule", cfg->janitor_schedule);
+    check_schedule(cfg, errs, "outbox", "retry_schedule", cfg->outbox_schedule);
     if (!cfg->public_url) {
         char buf[300];
         snprintf(buf, sizeof buf, "http://%s", cfg->listen);
@@ -453,7 +502,7 @@ void config_free(config *cfg)
     if (cfg->database_url) explicit_bzero(cfg->database_url, strlen(cfg->database_url));
     char **strs[] = {&cfg->path,         &cfg->listen,      &cfg->public_url,
                      &cfg->web_root,     &cfg->module_dir,   &cfg->database_url, &cfg->redis_url,
-                     &cfg->jwt_secret,   &cfg->janitor_schedule, &cfg->route_default,
+                     &cfg->jwt_secret,   &cfg->janitor_schedule, &cfg->outbox_schedule, &cfg->route_default,
                      &cfg->route_fallback};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) free(*strs[i]);
     memset(cfg, 0, sizeof *cfg);

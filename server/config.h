@@ -58,6 +58,12 @@ typedef struct config {
     int janitor_interval_ms;
     char *janitor_schedule;   /* "60,300,3600,86400" seconds */
     int janitor_max_attempts;
+    /* [outbox] */
+    int outbox_threads;
+    int outbox_poll_ms;
+    char *outbox_schedule;    /* "1,5,30,120,600,1800,3600" seconds */
+    int outbox_max_attempts;
+    int outbox_lease_s;
     /* [routing] */
     char *route_default;
     char *route_fallback;
@@ -76,6 +82,10 @@ void config_free(config *cfg);
 void config_errors_add(config_errors *errs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void config_errors_free(config_errors *errs);
+
+/* Step `attempts` (0-based) of a "1,5,30" schedule in seconds; the last
+ * step repeats. */
+int config_schedule_step(const char *schedule, int attempts);
 
 const config_section *config_section_find(const config *cfg, const char *name);
 config_entry *config_entry_find(const config_section *s, const char *key);

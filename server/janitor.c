@@ -41,16 +41,7 @@ STORE_STMT(stmt_claim_refunds,
 
 int janitor_backoff_s(app *a, int attempts)
 {
-    const char *s = a->cfg->janitor_schedule;
-    int last = 60;
-    for (int i = 0; s && *s; i++) {
-        last = atoi(s);
-        if (i >= attempts) break;
-        s = strchr(s, ',');
-        if (!s) break;
-        s++;
-    }
-    return last > 0 ? last : 1;
+    return config_schedule_step(a->cfg->janitor_schedule, attempts);
 }
 
 static PGresult *janitor_claim(app *a, store_stmt *st)

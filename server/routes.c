@@ -41,6 +41,8 @@ const http_route http_routes[] = {
     {"GET", "/v1/admin/transactions", api_admin_transactions, ROUTE_ADMIN, "admin.transactions"},
     {"GET", "/v1/admin/audit", api_admin_audit, ROUTE_ADMIN, "admin.audit"},
     {"GET", "/v1/admin/audit/verify", api_admin_audit_verify, ROUTE_ADMIN, "admin.audit_verify"},
+    {"GET", "/v1/admin/outbox", api_admin_outbox_list, ROUTE_ADMIN, "admin.outbox"},
+    {"POST", "/v1/admin/outbox/{id}/replay", api_admin_outbox_replay, ROUTE_ADMIN | ROUTE_IDEMPOTENT, "admin.outbox_replay"},
 
     {"GET", "/mock/{*}", api_ops_mock_page, ROUTE_PUBLIC | ROUTE_RAW, "mock.page"},
     {"POST", "/mock/{*}", api_ops_mock_page, ROUTE_PUBLIC | ROUTE_RAW, "mock.page"},
