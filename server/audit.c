@@ -15,6 +15,7 @@
  */
 #include "audit.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +41,47 @@ int audit_write(store_conn *c, const char *entity, const char *actor, const char
     return rc;
 }
 
+/*
+ * Rejected authentications are audited, but a flood of garbage credentials
+ * must not turn into a flood of database writes: each remote address gets
+ * at most AUTH_AUDIT_BURST rows per AUTH_AUDIT_WINDOW_MS; the rest are only
+ * counted (payd_auth_rejected_total). A small fixed table of slots, keyed by
+ * a hash of the address, under one mutex held for a few instructions.
+ */
+#define AUTH_AUDIT_SLOTS 1024
+#define AUTH_AUDIT_BURST 10
+#define AUTH_AUDIT_WINDOW_MS 60000
+
+static struct {
+    uint64_t key;
+    int64_t window_start;
+    int count;
+} auth_audit_slots[AUTH_AUDIT_SLOTS];
+static pthread_mutex_t auth_audit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int auth_audit_allowed(const char *remote_addr)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)(remote_addr ? remote_addr : ""); *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    int64_t now = host_now_ms();
+    pthread_mutex_lock(&auth_audit_lock);
+    __typeof__(auth_audit_slots[0]) *s = &auth_audit_slots[h % AUTH_AUDIT_SLOTS];
+    if (s->key != h || now - s->window_start > AUTH_AUDIT_WINDOW_MS) {
+        s->key = h;
+        s->window_start = now;
+        s->count = 0;
+    }
+    int allowed = s->count++ < AUTH_AUDIT_BURST;
+    pthread_mutex_unlock(&auth_audit_lock);
+    return allowed;
+}
+
 void audit_auth_rejected(app *a, const char *remote_addr, const char *request_id,
                          const char *path, const char *why)
 {
     metrics_count(METRIC_AUTH_REJECTED);
+    if (!auth_audit_allowed(remote_addr)) return;
     store_conn *c = store_acquire(a->db);
     if (!c) return;
     char entity[96];

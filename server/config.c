@@ -112,8 +112,11 @@ static char *config_read_line(char *str, int num, void *stream)
     parse_ctx *ctx = stream;
     if (!fgets(str, num, ctx->fp)) return NULL;
     ctx->line++;
+    /* inih reads an indented line as the continuation of the previous
+     * value; payd has no multi-line values, so indentation is just layout. */
+    size_t lead = strspn(str, " \t");
+    if (lead) memmove(str, str + lead, strlen(str + lead) + 1);
     const char *p = str;
-    while (*p == ' ' || *p == '\t') p++;
     if (*p == '[') {
         const char *end = strchr(p, ']');
         if (!end) return str; /* inih reports it */

@@ -22,6 +22,7 @@
 #include "modules.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,8 @@ static module_lib *lib_open(registry *r, const char *path, const char *where,
     for (size_t i = 0; i < r->lib_count; i++)
         if (strcmp(r->libs[i].path, path) == 0) return &r->libs[i];
     if (access(path, R_OK) != 0) {
-        config_errors_add(errs, "%s: module file %s not found", where, path);
+        config_errors_add(errs, "%s: module file %s %s", where, path,
+                          errno == ENOENT ? "not found" : strerror(errno));
         return NULL;
     }
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
