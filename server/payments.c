@@ -131,7 +131,12 @@ static int payment_call(op_ctx *x, instance *gw, const char *op, const payment_r
     memset(e, 0, sizeof *e);
     int (*fn)(PAYD_OP_ARGS(payd_payment_req, payd_payment_res)) = NULL;
     if (!strcmp(op, "create")) fn = gw->gw.create;
-    else if (!strcmp(op, "confirm")) fn = gw->gw.confirm;
+    else if (!strcmp(op, "confirm") && !p->provider_ref) {
+        /* The provider never accepted the create (it was refused as
+         * invalid): confirming means creating and confirming in one. */
+        fn = gw->gw.create;
+        req.confirm = 1;
+    } else if (!strcmp(op, "confirm")) fn = gw->gw.confirm;
     else if (!strcmp(op, "capture")) fn = gw->gw.capture;
     else if (!strcmp(op, "cancel")) fn = gw->gw.cancel;
     else if (!strcmp(op, "retrieve")) fn = gw->gw.retrieve;
