@@ -404,6 +404,14 @@ static int svc_http(const payd_host *h, const payd_http_request *req, payd_http_
     }
     CURL *c = http_thread_handle();
     if (!c) return PAYD_E_NOMEM;
+    /* A caller without an arena (a module's own thread) gets the status
+     * and headers are dropped with the body: see module.h. */
+    arena *scratch = NULL;
+    if (!a) {
+        scratch = arena_new();
+        if (!scratch) return PAYD_E_NOMEM;
+        a = scratch;
+    }
 
     http_capture cap = {.arena = a};
     cap.body.limit = HTTP_RESPONSE_LIMIT;
@@ -490,6 +498,13 @@ static int svc_http(const payd_host *h, const payd_http_request *req, payd_http_
     curl_free(host);
     curl_url_cleanup(u);
     free(cap.body.data);
+    if (scratch) {
+        arena_free(scratch);
+        res->body = NULL;
+        res->body_len = 0;
+        res->headers = NULL;
+        res->header_count = 0;
+    }
     return rc;
 }
 

@@ -16,7 +16,10 @@
  *   - PAYD_ABI_MINOR changes when fields are appended to the END of a
  *     versioned struct (every struct that starts with `struct_size`). Nothing
  *     is ever removed, reordered or retyped within a major version.
- *   - Every versioned struct carries `struct_size`, set by whoever fills it.
+ *   - Every versioned struct carries `struct_size`. For inputs, whoever
+ *     fills the struct sets it. For results, the host sets it before the
+ *     call to the size it allocated, and a module writes only the fields
+ *     that fit inside it.
  *     A reader must not touch a field that lies beyond the struct_size it was
  *     given: the host treats a module's missing tail as absent (NULL/0), and a
  *     module built against a newer minor must check the host's struct_size
@@ -190,7 +193,9 @@ struct payd_host {
      * thread, and a request log with credentials redacted. Returns 0 when a
      * response arrived (any status: check res->status), PAYD_E_TRANSIENT on
      * timeout or connection failure, PAYD_E_NOMEM, or PAYD_E_INVALID for a
-     * malformed request. */
+     * malformed request. `a` may be NULL (e.g. on a module's own thread,
+     * outside any call): the status is then returned and the body and
+     * headers are discarded. */
     int (*http)(const payd_host *h, const payd_http_request *req,
                 payd_http_response *res, payd_arena *a, payd_error *e);
 
