@@ -35,7 +35,7 @@ STORE_STMT(stmt_save,
            " next_action = $12::jsonb, failure_code = $13, failure_message = $14, outcome_unknown = $15::boolean,"
            " pending_op = $16, op_attempt = $17::int, janitor_attempts = $18::int,"
            " janitor_next_at = CASE WHEN $19::int < 0 THEN NULL ELSE now() + make_interval(secs => $19::int) END,"
-           " needs_review = $20::boolean, updated_at = now()"
+           " needs_review = $20::boolean, pending_amount = $21::bigint, updated_at = now()"
            " WHERE id = $1 RETURNING " PAYMENT_JSON " AS j");
 
 static const char *const allowed_moves[][2] = {
@@ -99,6 +99,7 @@ int payment_lock(op_ctx *x, store_conn *c, const char *id, payment_row *p)
     p->payment_method = col(x, r, "payment_method");
     p->return_url = col(x, r, "return_url");
     p->client_secret = col(x, r, "client_secret");
+    p->customer_ref = col(x, r, "customer_ref");
     p->next_action = col(x, r, "next_action");
     p->failure_code = col(x, r, "failure_code");
     p->failure_message = col(x, r, "failure_message");
@@ -109,6 +110,7 @@ int payment_lock(op_ctx *x, store_conn *c, const char *id, payment_row *p)
     p->amount_refunded = store_i64(r, 0, "amount_refunded");
     p->amount_refund_pending = store_i64(r, 0, "amount_refund_pending");
     p->amount_disputed = store_i64(r, 0, "amount_disputed");
+    p->pending_amount = store_i64(r, 0, "pending_amount");
     p->op_attempt = (int)store_i64(r, 0, "op_attempt");
     p->janitor_attempts = (int)store_i64(r, 0, "janitor_attempts");
     p->outcome_unknown = strcmp(store_val(r, 0, "outcome_unknown"), "t") == 0;
@@ -129,8 +131,8 @@ int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, c
 {
     char amounts[6][24], attempt[12], jattempts[12], delay[12];
     int64_t vals[6] = {p->amount_capturable, p->amount_captured, p->amount_refunded,
-                       p->amount_refund_pending, p->amount_disputed, 0};
-    for (int i = 0; i < 5; i++) snprintf(amounts[i], sizeof amounts[i], "%lld", (long long)vals[i]);
+                       p->amount_refund_pending, p->amount_disputed, p->pending_amount};
+    for (int i = 0; i < 6; i++) snprintf(amounts[i], sizeof amounts[i], "%lld", (long long)vals[i]);
     snprintf(attempt, sizeof attempt, "%d", p->op_attempt);
     snprintf(jattempts, sizeof jattempts, "%d", p->janitor_attempts);
     snprintf(delay, sizeof delay, "%d", p->janitor_delay_s);
@@ -138,9 +140,10 @@ int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, c
                             amounts[3], amounts[4], p->payment_method, p->return_url,
                             p->client_secret, p->next_action, p->failure_code, p->failure_message,
                             p->outcome_unknown ? "true" : "false", p->pending_op, attempt, jattempts,
-                            delay, p->needs_review ? "true" : "false"};
+                            delay, p->needs_review ? "true" : "false",
+                            p->pending_op ? amounts[5] : NULL};
     PGresult *r = NULL;
-    int rc = store_query(c, &stmt_save, 20, params, &r);
+    int rc = store_query(c, &stmt_save, 21, params, &r);
     if (rc != STORE_OK) return rc;
     const char *text = store_val(r, 0, "j");
     json_t *after = json_loads(text, 0, NULL);

@@ -12,11 +12,12 @@
 /* A payment as loaded under its row lock. Strings live in the op arena. */
 typedef struct payment_row {
     const char *id, *order_id, *user_id, *gateway, *provider_ref, *status, *currency;
-    const char *capture_method, *payment_method, *return_url, *client_secret;
+    const char *capture_method, *payment_method, *return_url, *client_secret, *customer_ref;
     const char *next_action;  /* JSON text or NULL */
     const char *failure_code, *failure_message, *pending_op;
     int64_t amount, amount_capturable, amount_captured, amount_refunded;
     int64_t amount_refund_pending, amount_disputed;
+    int64_t pending_amount;   /* the amount the pending operation asked for (capture) */
     int op_attempt, janitor_attempts, outcome_unknown, needs_review;
     int janitor_delay_s;      /* -1 = none; set to schedule the janitor */
     json_t *before;           /* representation when loaded (owned) */

@@ -30,6 +30,7 @@
 #include "janitor.h"
 #include "log.h"
 #include "metrics.h"
+#include "methods.h"
 #include "money.h"
 #include "orders.h"
 #include "payment_state.h"
@@ -40,8 +41,9 @@
 
 STORE_STMT(stmt_insert,
            "INSERT INTO payments (id, order_id, user_id, gateway, status, currency, amount, capture_method,"
-           " payment_method, return_url, pending_op, janitor_next_at)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10, 'create', now() + make_interval(secs => $11::int))");
+           " payment_method, return_url, pending_op, janitor_next_at, customer_id, customer_ref)"
+           " VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10, 'create', now() + make_interval(secs => $11::int),"
+           " $12, $13)");
 
 static const char *const payment_keys[] = {"order", "gateway", "payment_method", "capture_method",
                                            "return_url", "confirm", "description",
@@ -122,6 +124,7 @@ static int payment_call(op_ctx *x, instance *gw, const char *op, const payment_r
     req.currency_exponent = money_exponent(p->currency);
     req.provider_ref = p->provider_ref;
     req.payment_method = raw_method ? raw_method : p->payment_method;
+    req.customer_ref = p->customer_ref;
     req.capture_method = strcmp(p->capture_method, "manual") == 0 ? PAYD_CAPTURE_MANUAL : PAYD_CAPTURE_AUTOMATIC;
     req.confirm = confirm;
     req.return_url = p->return_url;
@@ -285,6 +288,7 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     char id[IDS_MAX];
     ids_new("pay", id);
     order_row o;
+    const char *customer_id = NULL, *customer_ref = NULL;
     int rc = store_begin(c);
     if (rc == STORE_OK) rc = orders_lock(c, order_id, &o);
     int refused = 0;
@@ -296,6 +300,16 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
                             !strcmp(o.status, "payment_pending") ? "order_payment_in_progress" : "order_not_payable",
                             "order", "the order cannot take a new payment (status is %s)", o.status);
     } else if (rc == STORE_OK) {
+        /* A saved method (pm_ id of ours) fixes the gateway and customer. */
+        const char *saved_gw = NULL;
+        int sm = methods_resolve(x, c, method, &method, &customer_id, &customer_ref, &saved_gw, f);
+        if (sm < 0) refused = -1;
+        else if (sm == 0 && gateway && strcmp(gateway, saved_gw) != 0)
+            refused = fault_invalid(f, "gateway_mismatch", "gateway",
+                                    "the saved payment method belongs to gateway %s", saved_gw);
+        else if (sm == 0) gateway = saved_gw;
+    }
+    if (!refused && rc == STORE_OK) {
         gw = routing_pick(x->a, gateway, o.currency, f);
         if (!gw) refused = -1;
         else if (raw_method && strcmp(gw->mod->name, "mock") != 0)
@@ -312,8 +326,9 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
         const char *params[] = {id, o.id, o.has_user ? o.user_id : NULL, gw->name,
                                 method ? "requires_confirmation" : "requires_payment_method",
                                 o.currency, amount, manual ? "manual" : "automatic",
-                                method_for_storage(x, method), return_url, lease};
-        rc = store_query(c, &stmt_insert, 11, params, NULL);
+                                method_for_storage(x, method), return_url, lease, customer_id,
+                                customer_ref};
+        rc = store_query(c, &stmt_insert, 13, params, NULL);
         if (rc == STORE_E_CONFLICT)
             refused = fault_set(f, 409, "invalid_request_error", "order_payment_in_progress", "order",
                                 "the order already has a payment in progress");
@@ -336,7 +351,8 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     /* Step 2: the provider. */
     payment_row p = {.id = id, .order_id = o.id, .gateway = gw->name, .currency = o.currency,
                      .amount = o.total, .capture_method = manual ? "manual" : "automatic",
-                     .payment_method = method, .return_url = return_url, .op_attempt = 1};
+                     .payment_method = method, .return_url = return_url, .op_attempt = 1,
+                     .customer_ref = customer_ref};
     payd_payment_res res;
     payd_error e;
     int mrc = payment_call(x, gw, "create", &p, raw_method ? raw_method : method, confirm, 0, &res, &e);
@@ -404,6 +420,7 @@ static int payment_begin_op(op_ctx *x, const char *id, const char *op, const cha
         *gw = NULL;
     } else if (!refused && rc == STORE_OK) {
         p->pending_op = op;
+        p->pending_amount = *amount;
         p->op_attempt++;
         p->janitor_delay_s = LEASE_S;
         rc = payment_save(x, c, p, arena_sprintf(x->arena, "payment.%s_requested", op), NULL);
@@ -533,7 +550,8 @@ int payments_resolve(op_ctx *x, const char *id)
     const char *op = p.pending_op ? p.pending_op : "retrieve";
     payd_payment_res res;
     payd_error e;
-    int mrc = payment_call(x, gw, op, &p, NULL, 1, p.amount_capturable, &res, &e);
+    /* Re-issue with the original parameters: same key, same amount. */
+    int mrc = payment_call(x, gw, op, &p, NULL, 1, p.pending_amount, &res, &e);
     payment_row_release(&p);
 
     if (!strcmp(op, "retrieve") || mrc == PAYD_E_TRANSIENT) {

@@ -4,6 +4,7 @@
  * the API (documented in README.md).
  */
 #include "api_admin.h"
+#include "api_customers.h"
 #include "api_ops.h"
 #include "api_orders.h"
 #include "api_payments.h"
@@ -34,6 +35,13 @@ const http_route http_routes[] = {
     {"POST", "/v1/refunds", api_refunds_create, ROUTE_MERCHANT | WRITE, "refunds.create"},
     {"GET", "/v1/refunds", api_refunds_list, ROUTE_AUTH, "refunds.list"},
     {"GET", "/v1/refunds/{id}", api_refunds_get, ROUTE_AUTH, "refunds.get"},
+
+    {"POST", "/v1/customers", api_customers_create, ROUTE_AUTH | WRITE, "customers.create"},
+    {"GET", "/v1/customers/{id}", api_customers_get, ROUTE_AUTH, "customers.get"},
+    {"POST", "/v1/customers/{id}/payment_methods", api_methods_save, ROUTE_AUTH | WRITE, "methods.save"},
+    {"GET", "/v1/customers/{id}/payment_methods", api_methods_list, ROUTE_AUTH, "methods.list"},
+    {"DELETE", "/v1/customers/{id}/payment_methods/{pm}", api_methods_delete, ROUTE_AUTH | ROUTE_IDEMPOTENT, "methods.delete"},
+    {"POST", "/v1/customers/{id}/payment_methods/{pm}/default", api_methods_default, ROUTE_AUTH | ROUTE_IDEMPOTENT, "methods.default"},
 
     {"POST", "/v1/webhooks/{gateway}", api_webhooks_receive, ROUTE_PUBLIC | ROUTE_RAW, "webhooks.receive"},
     {"GET", "/v1/events", api_events_list, ROUTE_MERCHANT, "events.list"},

@@ -40,6 +40,41 @@ CREATE INDEX orders_created ON orders (created_at DESC, id DESC);
 CREATE INDEX orders_status_created ON orders (status, created_at DESC, id DESC);
 CREATE SEQUENCE order_number_seq;
 
+-- A customer is payd's; each gateway knows it by its own reference.
+CREATE TABLE customers (
+    id         text PRIMARY KEY,
+    user_id    text,
+    email      text,
+    created_by text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX customers_user ON customers (user_id) WHERE user_id IS NOT NULL;
+
+CREATE TABLE customer_gateways (
+    customer_id  text NOT NULL REFERENCES customers (id),
+    gateway      text NOT NULL,
+    provider_ref text NOT NULL,
+    PRIMARY KEY (customer_id, gateway),
+    UNIQUE (gateway, provider_ref)
+);
+
+-- Saved methods: the provider's token plus display data, never card data.
+CREATE TABLE payment_methods (
+    id           text PRIMARY KEY,
+    customer_id  text NOT NULL REFERENCES customers (id),
+    gateway      text NOT NULL,
+    provider_ref text NOT NULL,
+    brand        text,
+    last4        char(4) CHECK (last4 ~ '^[0-9]{4}$'),
+    exp_month    smallint CHECK (exp_month BETWEEN 1 AND 12),
+    exp_year     smallint,
+    is_default   boolean NOT NULL DEFAULT false,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (gateway, provider_ref)
+);
+CREATE UNIQUE INDEX payment_methods_one_default ON payment_methods (customer_id) WHERE is_default;
+CREATE INDEX payment_methods_customer ON payment_methods (customer_id, created_at);
+
 CREATE TABLE payments (
     id                    text PRIMARY KEY,
     order_id              text NOT NULL REFERENCES orders (id),
@@ -60,6 +95,8 @@ CREATE TABLE payments (
     amount_disputed       bigint NOT NULL DEFAULT 0 CHECK (amount_disputed >= 0),
     capture_method        text NOT NULL CHECK (capture_method IN ('automatic', 'manual')),
     payment_method        text,
+    customer_id           text REFERENCES customers (id),
+    customer_ref          text,
     return_url            text,
     client_secret         text,
     next_action           jsonb,
@@ -67,6 +104,7 @@ CREATE TABLE payments (
     failure_message       text,
     outcome_unknown       boolean NOT NULL DEFAULT false,
     pending_op            text,
+    pending_amount        bigint,
     op_attempt            integer NOT NULL DEFAULT 1,
     janitor_attempts      integer NOT NULL DEFAULT 0,
     janitor_next_at       timestamptz,
@@ -128,32 +166,6 @@ CREATE TABLE ledger (
 );
 CREATE INDEX ledger_payment ON ledger (payment_id);
 CREATE INDEX ledger_created ON ledger (created_at DESC, id DESC);
-
-CREATE TABLE customers (
-    id           text PRIMARY KEY,
-    user_id      text,
-    email        text,
-    gateway      text NOT NULL,
-    provider_ref text NOT NULL,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (gateway, provider_ref)
-);
-CREATE UNIQUE INDEX customers_user_gateway ON customers (user_id, gateway) WHERE user_id IS NOT NULL;
-
-CREATE TABLE payment_methods (
-    id           text PRIMARY KEY,
-    customer_id  text NOT NULL REFERENCES customers (id),
-    gateway      text NOT NULL,
-    provider_ref text NOT NULL,
-    brand        text,
-    last4        char(4) CHECK (last4 ~ '^[0-9]{4}$'),
-    exp_month    smallint CHECK (exp_month BETWEEN 1 AND 12),
-    exp_year     smallint,
-    is_default   boolean NOT NULL DEFAULT false,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (gateway, provider_ref)
-);
-CREATE UNIQUE INDEX payment_methods_one_default ON payment_methods (customer_id) WHERE is_default;
 
 CREATE TABLE webhook_events (
     id                bigserial PRIMARY KEY,

@@ -1,0 +1,386 @@
+/*
+ * methods.c - customers and saved payment methods.
+ *
+ * A customer is payd's own record; each gateway knows it by its own
+ * reference (customer_gateways), created by the module the first time a
+ * method is saved on that gateway. A saved method keeps only the provider's
+ * token and display data (brand, last four digits, expiry): card data never
+ * reaches payd. End users (JWT) see only the customer linked to their user
+ * id; API keys see all.
+ *
+ * Saving calls the provider outside any transaction, with a derived
+ * idempotency key, then records the result in one short transaction.
+ */
+#include "methods.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "ids.h"
+#include "log.h"
+#include "routing.h"
+
+#define CUSTOMER_JSON                                                                         \
+    "json_build_object('id', c.id, 'object', 'customer', 'user_id', c.user_id, 'email', c.email," \
+    " 'created', extract(epoch FROM c.created_at)::bigint)::text"
+#define METHOD_JSON                                                                           \
+    "json_build_object('id', m.id, 'object', 'payment_method', 'customer_id', m.customer_id,"    \
+    " 'gateway', m.gateway, 'brand', m.brand, 'last4', m.last4, 'exp_month', m.exp_month,"       \
+    " 'exp_year', m.exp_year, 'is_default', m.is_default,"                                      \
+    " 'created', extract(epoch FROM m.created_at)::bigint)::text"
+
+STORE_STMT(stmt_customer_insert,
+           "INSERT INTO customers AS c (id, user_id, email, created_by) VALUES ($1, $2, $3, $4)"
+           " ON CONFLICT (user_id) WHERE user_id IS NOT NULL DO NOTHING RETURNING " CUSTOMER_JSON " AS j");
+STORE_STMT(stmt_customer_by_user, "SELECT " CUSTOMER_JSON " AS j FROM customers c WHERE c.user_id = $1");
+STORE_STMT(stmt_customer_get,
+           "SELECT " CUSTOMER_JSON " AS j, c.user_id, c.email FROM customers c WHERE c.id = $1");
+STORE_STMT(stmt_gateway_ref,
+           "SELECT provider_ref FROM customer_gateways WHERE customer_id = $1 AND gateway = $2");
+STORE_STMT(stmt_gateway_ref_insert,
+           "INSERT INTO customer_gateways (customer_id, gateway, provider_ref) VALUES ($1, $2, $3)"
+           " ON CONFLICT (customer_id, gateway) DO NOTHING");
+STORE_STMT(stmt_method_insert,
+           "INSERT INTO payment_methods AS m (id, customer_id, gateway, provider_ref, brand, last4,"
+           " exp_month, exp_year, is_default)"
+           " VALUES ($1, $2, $3, $4, $5, $6, $7::smallint, $8::smallint,"
+           "  NOT EXISTS (SELECT 1 FROM payment_methods WHERE customer_id = $2 AND is_default))"
+           " ON CONFLICT (gateway, provider_ref) DO UPDATE SET brand = EXCLUDED.brand"
+           " RETURNING " METHOD_JSON " AS j, m.customer_id");
+STORE_STMT(stmt_method_list,
+           "SELECT " METHOD_JSON " AS j FROM payment_methods m WHERE m.customer_id = $1 ORDER BY m.created_at, m.id");
+STORE_STMT(stmt_method_get,
+           "SELECT m.id, m.gateway, m.provider_ref, m.customer_id, c.user_id, g.provider_ref AS customer_ref,"
+           " " METHOD_JSON " AS j FROM payment_methods m JOIN customers c ON c.id = m.customer_id"
+           " LEFT JOIN customer_gateways g ON g.customer_id = m.customer_id AND g.gateway = m.gateway"
+           " WHERE m.id = $1");
+STORE_STMT(stmt_method_delete, "DELETE FROM payment_methods WHERE id = $1 AND customer_id = $2");
+STORE_STMT(stmt_default_clear,
+           "UPDATE payment_methods SET is_default = false WHERE customer_id = $1 AND is_default AND id <> $2");
+STORE_STMT(stmt_default_set,
+           "UPDATE payment_methods m SET is_default = true WHERE id = $1 AND customer_id = $2 RETURNING " METHOD_JSON " AS j");
+
+/* Loads a customer the caller may see; fills user/email (arena). 0/-1. */
+static int customer_visible(op_ctx *x, store_conn *c, const char *id, json_t **repr,
+                            const char **email, fault *f)
+{
+    const char *params[] = {id};
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_customer_get, 1, params, &r);
+    if (rc != STORE_OK) return fault_store(f, rc);
+    const char *scope = op_user_scope(x);
+    const char *owner = PQntuples(r) == 1 ? store_val(r, 0, "user_id") : NULL;
+    int ok = PQntuples(r) == 1 && (!scope || (owner && strcmp(owner, scope) == 0));
+    if (ok) {
+        if (repr) *repr = json_loads(store_val(r, 0, "j"), 0, NULL);
+        if (email) *email = arena_strdup(x->arena, store_val(r, 0, "email"));
+    }
+    PQclear(r);
+    return ok ? 0 : fault_not_found(f, "customer", id);
+}
+
+int methods_customer_create(op_ctx *x, json_t *in, json_t **out, int *status, fault *f)
+{
+    json_t *email = in ? json_object_get(in, "email") : NULL;
+    json_t *uid = in ? json_object_get(in, "user_id") : NULL;
+    if (in) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(in, key, v) if (strcmp(key, "email") && strcmp(key, "user_id"))
+            return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
+    }
+    if (email && (!json_is_string(email) || json_string_length(email) > 254 || !strchr(json_string_value(email), '@')))
+        return fault_invalid(f, "parameter_invalid", "email", "email must be an email address");
+    if (uid && (!json_is_string(uid) || json_string_length(uid) == 0 || json_string_length(uid) > 100))
+        return fault_invalid(f, "parameter_invalid", "user_id", "user_id must be a string of 1 to 100 characters");
+    const char *user = op_user_scope(x) ? op_user_scope(x) : json_string_value(uid);
+    char id[IDS_MAX];
+    ids_new("cus", id);
+    const char *params[] = {id, user, json_string_value(email), op_actor(x)};
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    PGresult *r = NULL;
+    int rc = store_begin(c);
+    if (rc == STORE_OK) rc = store_query(c, &stmt_customer_insert, 4, params, &r);
+    *status = 201;
+    if (rc == STORE_OK && PQntuples(r) == 0) {
+        /* One customer per user: answer the existing one. */
+        PQclear(r);
+        const char *p2[] = {user};
+        rc = store_query(c, &stmt_customer_by_user, 1, p2, &r);
+        *status = 200;
+    } else if (rc == STORE_OK) {
+        char entity[64];
+        snprintf(entity, sizeof entity, "customer:%s", id);
+        json_t *after = json_loads(store_val(r, 0, "j"), 0, NULL);
+        rc = audit_write(c, entity, op_actor(x), "customer.created", x->request_id, NULL, after);
+        json_decref(after);
+    }
+    if (rc == STORE_OK) rc = store_commit(c);
+    else store_rollback(c);
+    store_release(c);
+    if (rc != STORE_OK || PQntuples(r) != 1) {
+        PQclear(r);
+        return fault_store(f, rc == STORE_OK ? STORE_E_QUERY : rc);
+    }
+    *out = json_loads(store_val(r, 0, "j"), 0, NULL);
+    PQclear(r);
+    return 0;
+}
+
+int methods_customer_get(op_ctx *x, const char *id, json_t **out, fault *f)
+{
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    int rc = customer_visible(x, c, id, out, NULL, f);
+    store_release(c);
+    return rc;
+}
+
+int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, fault *f)
+{
+    json_t *jm = in ? json_object_get(in, "payment_method") : NULL;
+    json_t *jg = in ? json_object_get(in, "gateway") : NULL;
+    if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 200)
+        return fault_invalid(f, "parameter_missing", "payment_method", "payment_method (a provider token) is required");
+    if (jg && !json_is_string(jg))
+        return fault_invalid(f, "parameter_invalid", "gateway", "gateway must be a gateway instance name");
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    const char *email = NULL;
+    if (customer_visible(x, c, customer_id, NULL, &email, f) != 0) {
+        store_release(c);
+        return -1;
+    }
+    instance *gw = routing_pick(x->a, json_string_value(jg), "", f);
+    if (!gw) {
+        store_release(c);
+        return -1;
+    }
+    if (!(gw->mod->caps & PAYD_CAP_SAVED_METHODS)) {
+        store_release(c);
+        return fault_invalid(f, "not_supported", "gateway", "gateway %s cannot save payment methods", gw->name);
+    }
+    const char *p1[] = {customer_id, gw->name};
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_gateway_ref, 2, p1, &r);
+    const char *customer_ref = rc == STORE_OK && PQntuples(r) == 1 ? arena_strdup(x->arena, PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    store_release(c);
+    if (rc != STORE_OK) return fault_store(f, rc);
+
+    char key[160];
+    snprintf(key, sizeof key, "payd-%s-save-%.64s", customer_id, json_string_value(jm));
+    payd_method_req req = {.struct_size = sizeof req, .customer_ref = customer_ref, .customer_email = email,
+                           .method_ref = json_string_value(jm), .idempotency_key = key};
+    payd_method res = {.struct_size = sizeof res};
+    payd_error e = {0};
+    int mrc = gw->gw.save_method(gw->state, &req, &res, x->arena, &e);
+    e.message[sizeof e.message - 1] = '\0';
+    if (mrc == PAYD_E_DECLINED)
+        return fault_set(f, 402, "card_error", e.failure_code[0] ? arena_strdup(x->arena, e.failure_code) : "card_declined",
+                         "payment_method", "%s", e.message[0] ? e.message : "the card was declined");
+    if (mrc == PAYD_E_INVALID || mrc == PAYD_E_NOTFOUND)
+        return fault_invalid(f, "gateway_rejected", "payment_method", "%s: %s", gw->name,
+                             e.message[0] ? e.message : "the gateway refused the method");
+    if (mrc == PAYD_E_TRANSIENT)
+        return fault_set(f, 503, "api_error", "gateway_unavailable", NULL, "gateway %s did not answer; retry", gw->name);
+    if (mrc != 0 || !res.method_ref)
+        return fault_set(f, 502, "api_error", "gateway_error", NULL, "%s: %s", gw->name,
+                         e.message[0] ? e.message : "the gateway could not save the method");
+
+    char id[IDS_MAX], month[8], year[8];
+    ids_new("pm", id);
+    snprintf(month, sizeof month, "%d", res.exp_month);
+    snprintf(year, sizeof year, "%d", res.exp_year);
+    const char *last4 = res.last4 && strlen(res.last4) == 4 && strspn(res.last4, "0123456789") == 4 ? res.last4 : NULL;
+    c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    rc = store_begin(c);
+    if (rc == STORE_OK && res.customer_ref && !customer_ref) {
+        const char *p2[] = {customer_id, gw->name, res.customer_ref};
+        rc = store_query(c, &stmt_gateway_ref_insert, 3, p2, NULL);
+    }
+    const char *p3[] = {id, customer_id, gw->name, res.method_ref, res.brand, last4,
+                        res.exp_month >= 1 && res.exp_month <= 12 ? month : NULL,
+                        res.exp_year > 0 ? year : NULL};
+    if (rc == STORE_OK) rc = store_query(c, &stmt_method_insert, 8, p3, &r);
+    if (rc == STORE_OK && strcmp(store_val(r, 0, "customer_id"), customer_id) != 0) {
+        store_rollback(c);
+        store_release(c);
+        PQclear(r);
+        return fault_set(f, 409, "invalid_request_error", "method_belongs_to_another_customer", "payment_method",
+                         "this payment method is saved for another customer");
+    }
+    if (rc == STORE_OK) {
+        char entity[64];
+        snprintf(entity, sizeof entity, "customer:%s", customer_id);
+        json_t *after = json_loads(store_val(r, 0, "j"), 0, NULL);
+        rc = audit_write(c, entity, op_actor(x), "payment_method.saved", x->request_id, NULL, after);
+        *out = after;
+    }
+    if (rc == STORE_OK) rc = store_commit(c);
+    else store_rollback(c);
+    store_release(c);
+    PQclear(r);
+    if (rc != STORE_OK) {
+        json_decref(*out);
+        *out = NULL;
+        return fault_store(f, rc);
+    }
+    return 0;
+}
+
+int methods_list(op_ctx *x, const char *customer_id, json_t **out, fault *f)
+{
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    if (customer_visible(x, c, customer_id, NULL, NULL, f) != 0) {
+        store_release(c);
+        return -1;
+    }
+    const char *params[] = {customer_id};
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_method_list, 1, params, &r);
+    store_release(c);
+    if (rc != STORE_OK) return fault_store(f, rc);
+    json_t *data = json_array();
+    for (int i = 0; i < PQntuples(r); i++) json_array_append_new(data, json_loads(PQgetvalue(r, i, 0), 0, NULL));
+    PQclear(r);
+    *out = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", 0);
+    return 0;
+}
+
+/* Loads a saved method of `customer_id` the caller may see. */
+static int method_visible(op_ctx *x, store_conn *c, const char *customer_id, const char *pm_id,
+                          PGresult **out, fault *f)
+{
+    const char *params[] = {pm_id};
+    int rc = store_query(c, &stmt_method_get, 1, params, out);
+    if (rc != STORE_OK) return fault_store(f, rc);
+    const char *scope = op_user_scope(x);
+    const char *owner = PQntuples(*out) == 1 ? store_val(*out, 0, "user_id") : NULL;
+    if (PQntuples(*out) != 1 || strcmp(store_val(*out, 0, "customer_id"), customer_id) != 0 ||
+        (scope && (!owner || strcmp(owner, scope) != 0))) {
+        PQclear(*out);
+        *out = NULL;
+        return fault_not_found(f, "payment method", pm_id);
+    }
+    return 0;
+}
+
+int methods_delete(op_ctx *x, const char *customer_id, const char *pm_id, json_t **out, fault *f)
+{
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    PGresult *m = NULL;
+    if (method_visible(x, c, customer_id, pm_id, &m, f) != 0) {
+        store_release(c);
+        return -1;
+    }
+    store_release(c);
+    instance *gw = modules_gateway(x->a->mods, store_val(m, 0, "gateway"));
+    if (gw && gw->gw.delete_method) {
+        payd_method_req req = {.struct_size = sizeof req, .customer_ref = store_val(m, 0, "customer_ref"),
+                               .method_ref = store_val(m, 0, "provider_ref")};
+        payd_method res = {.struct_size = sizeof res};
+        payd_error e = {0};
+        int mrc = gw->gw.delete_method(gw->state, &req, &res, x->arena, &e);
+        if (mrc == PAYD_E_TRANSIENT) {
+            PQclear(m);
+            return fault_set(f, 503, "api_error", "gateway_unavailable", NULL, "gateway %s did not answer; retry", gw->name);
+        }
+        if (mrc != 0 && mrc != PAYD_E_NOTFOUND)
+            log_warn("methods", "gateway %s could not detach %s; removing it from payd anyway", gw->name, pm_id);
+    }
+    c = store_acquire(x->a->db);
+    if (!c) {
+        PQclear(m);
+        return fault_store(f, STORE_E_UNAVAILABLE);
+    }
+    const char *params[] = {pm_id, customer_id};
+    int rc = store_begin(c);
+    if (rc == STORE_OK) rc = store_query(c, &stmt_method_delete, 2, params, NULL);
+    if (rc == STORE_OK) {
+        char entity[64];
+        snprintf(entity, sizeof entity, "customer:%s", customer_id);
+        json_t *before = json_loads(store_val(m, 0, "j"), 0, NULL);
+        rc = audit_write(c, entity, op_actor(x), "payment_method.deleted", x->request_id, before, NULL);
+        json_decref(before);
+    }
+    if (rc == STORE_OK) rc = store_commit(c);
+    else store_rollback(c);
+    store_release(c);
+    PQclear(m);
+    if (rc != STORE_OK) return fault_store(f, rc);
+    *out = json_pack("{s:s, s:s, s:b}", "id", pm_id, "object", "payment_method", "deleted", 1);
+    return 0;
+}
+
+int methods_set_default(op_ctx *x, const char *customer_id, const char *pm_id, json_t **out, fault *f)
+{
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    PGresult *m = NULL, *r = NULL;
+    int rc = store_begin(c);
+    if (rc != STORE_OK || method_visible(x, c, customer_id, pm_id, &m, f) != 0) {
+        store_rollback(c);
+        store_release(c);
+        return rc != STORE_OK ? fault_store(f, rc) : -1;
+    }
+    const char *params[] = {customer_id, pm_id};
+    rc = store_query(c, &stmt_default_clear, 2, params, NULL);
+    const char *p2[] = {pm_id, customer_id};
+    if (rc == STORE_OK) rc = store_query(c, &stmt_default_set, 2, p2, &r);
+    if (rc == STORE_OK) {
+        char entity[64];
+        snprintf(entity, sizeof entity, "customer:%s", customer_id);
+        json_t *after = json_loads(store_val(r, 0, "j"), 0, NULL);
+        rc = audit_write(c, entity, op_actor(x), "payment_method.default", x->request_id, NULL, after);
+        *out = after;
+    }
+    if (rc == STORE_OK) rc = store_commit(c);
+    else store_rollback(c);
+    store_release(c);
+    PQclear(m);
+    PQclear(r);
+    if (rc != STORE_OK) {
+        json_decref(*out);
+        *out = NULL;
+        return fault_store(f, rc);
+    }
+    return 0;
+}
+
+int methods_resolve(op_ctx *x, store_conn *c, const char *pm_id, const char **token,
+                    const char **customer_id, const char **customer_ref, const char **gateway,
+                    fault *f)
+{
+    /* Our ids are "pm_" + 20 base32 characters (ids.c); anything else is a
+     * provider token and costs no lookup. */
+    if (!pm_id || strlen(pm_id) != 23 || strncmp(pm_id, "pm_", 3) != 0 ||
+        strspn(pm_id + 3, "0123456789abcdefghjkmnpqrstvwxyz") != 20)
+        return 1;
+    const char *params[] = {pm_id};
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_method_get, 1, params, &r);
+    if (rc != STORE_OK) return fault_store(f, rc);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return 1; /* a provider token, not one of ours */
+    }
+    const char *scope = op_user_scope(x);
+    const char *owner = store_val(r, 0, "user_id");
+    if (scope && (!owner || strcmp(owner, scope) != 0)) {
+        PQclear(r);
+        return fault_not_found(f, "payment method", pm_id);
+    }
+    *token = arena_strdup(x->arena, store_val(r, 0, "provider_ref"));
+    *customer_id = arena_strdup(x->arena, store_val(r, 0, "customer_id"));
+    *customer_ref = arena_strdup(x->arena, store_val(r, 0, "customer_ref"));
+    *gateway = arena_strdup(x->arena, store_val(r, 0, "gateway"));
+    PQclear(r);
+    return 0;
+}
