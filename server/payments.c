@@ -202,8 +202,9 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
     } else if (src == STORE_OK && rc == 0) {
         payment_view v;
         view_from_result(&v, res);
+        int had_ref = p.provider_ref != NULL;
         int applied = payment_apply_view(x, c, &p, &v, action, &repr);
-        if (applied >= 0 && p.provider_ref) {
+        if (applied >= 0 && p.provider_ref && !had_ref) {
             /* Events that beat this answer here wait as unmatched. */
             int m = webhooks_rematch(x, c, &p);
             if (m < 0) applied = m;
