@@ -104,6 +104,95 @@ STORE_STMT(stmt_audit_heads,
            "SELECT count(*) AS n FROM audit_heads h WHERE NOT EXISTS ("
            " SELECT 1 FROM audit_log l WHERE l.entity = h.entity AND l.seq = h.seq AND l.hash = h.head)");
 
+STORE_STMT(stmt_seal, "SELECT payd_audit_seal() AS n");
+
+long audit_seal(app *a)
+{
+    store_conn *c = store_acquire(a->db);
+    if (!c) return -1;
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_seal, 0, NULL, &r);
+    store_release(c);
+    long n = rc == STORE_OK ? (long)store_i64(r, 0, "n") : -1;
+    PQclear(r);
+    return n;
+}
+
+STORE_STMT(stmt_checkpoints,
+           "SELECT id, horizon::text AS horizon, rows, encode(digest, 'hex') AS digest,"
+           " encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash"
+           " FROM audit_checkpoints ORDER BY id");
+STORE_STMT(stmt_checkpoint_range,
+           "SELECT count(*) AS n, encode(sha256(coalesce(string_agg(hash, ''::bytea ORDER BY id), ''::bytea)), 'hex') AS digest"
+           " FROM audit_log WHERE txid >= $1::xid8 AND txid < $2::xid8");
+STORE_STMT(stmt_unsealed,
+           "SELECT count(*) AS n FROM audit_log WHERE txid >= coalesce((SELECT horizon FROM audit_checkpoints"
+           " ORDER BY id DESC LIMIT 1), '0'::xid8)");
+
+static int hex_to_bytes(const char *hex, uint8_t *out, size_t n)
+{
+    if (strlen(hex) != 2 * n) return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned int b;
+        if (sscanf(hex + 2 * i, "%2x", &b) != 1) return -1;
+        out[i] = (uint8_t)b;
+    }
+    return 0;
+}
+
+/*
+ * Verifies the checkpoint chain: each checkpoint's rows still hash to its
+ * digest, and its hash links to the previous one. Returns STORE_OK and
+ * sets *broken on the first bad checkpoint.
+ */
+static int audit_verify_checkpoints(store_conn *c, long long *count, json_t **broken)
+{
+    PGresult *cps = NULL;
+    int rc = store_query(c, &stmt_checkpoints, 0, NULL, &cps);
+    if (rc != STORE_OK) return rc;
+    char lo[32] = "0";
+    char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    *count = PQntuples(cps);
+    for (int i = 0; i < PQntuples(cps) && !*broken; i++) {
+        const char *hi = store_val(cps, i, "horizon");
+        const char *params[] = {lo, hi};
+        PGresult *r = NULL;
+        rc = store_query(c, &stmt_checkpoint_range, 2, params, &r);
+        if (rc != STORE_OK) break;
+        const char *reason = NULL;
+        if (store_i64(r, 0, "n") != store_i64(cps, i, "rows") ||
+            strcmp(store_val(r, 0, "digest"), store_val(cps, i, "digest")) != 0)
+            reason = "the audit rows no longer match the checkpoint digest";
+        else if (strcmp(store_val(cps, i, "prev_hash"), prev) != 0)
+            reason = "the checkpoint does not link to the previous one";
+        else {
+            uint8_t buf[64 + 64];
+            char tail[64];
+            int tl = snprintf(tail, sizeof tail, "%s|%s", hi, store_val(cps, i, "rows"));
+            uint8_t digest[32];
+            char hex[65];
+            if (hex_to_bytes(prev, buf, 32) || hex_to_bytes(store_val(cps, i, "digest"), buf + 32, 32)) {
+                reason = "malformed checkpoint";
+            } else {
+                unsigned char msg[64 + 64];
+                memcpy(msg, buf, 64);
+                memcpy(msg + 64, tail, (size_t)tl);
+                host_sha256(msg, 64 + (size_t)tl, digest);
+                host_hex(digest, 32, hex);
+                if (strcmp(hex, store_val(cps, i, "hash")) != 0) reason = "the checkpoint hash is wrong";
+            }
+        }
+        PQclear(r);
+        if (reason)
+            *broken = json_pack("{s:s, s:I, s:s}", "entity", "checkpoint", "seq",
+                                (json_int_t)store_i64(cps, i, "id"), "reason", reason);
+        snprintf(lo, sizeof lo, "%s", hi);
+        snprintf(prev, sizeof prev, "%s", store_val(cps, i, "hash"));
+    }
+    PQclear(cps);
+    return rc;
+}
+
 static const char zero_hash_hex[] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -185,6 +274,14 @@ int audit_verify(store *s, json_t **report)
         PQclear(r);
         if (n < 2000) break;
     }
+    long long checkpoints = 0, unsealed = 0;
+    if (rc == STORE_OK && !broken) rc = audit_verify_checkpoints(c, &checkpoints, &broken);
+    if (rc == STORE_OK) {
+        PGresult *r = NULL;
+        rc = store_query(c, &stmt_unsealed, 0, NULL, &r);
+        if (rc == STORE_OK) unsealed = store_i64(r, 0, "n");
+        PQclear(r);
+    }
     if (rc == STORE_OK && !broken) {
         PGresult *r = NULL;
         rc = store_query(c, &stmt_audit_heads, 0, NULL, &r);
@@ -198,8 +295,9 @@ int audit_verify(store *s, json_t **report)
         json_decref(broken);
         return rc;
     }
-    *report = json_pack("{s:b, s:I, s:I, s:o}", "ok", broken == NULL, "rows", (json_int_t)rows,
-                        "entities", (json_int_t)entities, "first_broken",
+    *report = json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}", "ok", broken == NULL, "rows", (json_int_t)rows,
+                        "entities", (json_int_t)entities, "checkpoints", (json_int_t)checkpoints,
+                        "unsealed_rows", (json_int_t)unsealed, "first_broken",
                         broken ? broken : json_null());
     return STORE_OK;
 }

@@ -21,9 +21,15 @@ int audit_write(store_conn *c, const char *entity, const char *actor, const char
 void audit_auth_rejected(struct app *a, const char *remote_addr, const char *request_id,
                          const char *path, const char *why);
 
+/* Seals finished transactions' audit rows into the checkpoint chain.
+ * Returns rows sealed (0 when nothing new or another sealer is busy). */
+long audit_seal(struct app *a);
+
 /*
  * Walks every entity chain, recomputing each hash. Fills *report with
- * {"ok":bool,"rows":N,"entities":N,"first_broken":{entity,seq,reason}|null}.
+ * {"ok":bool,"rows":N,"entities":N,"checkpoints":N,"unsealed_rows":N,
+ *  "first_broken":{entity,seq,reason}|null}; checkpoint breaks name entity
+ * "checkpoint" and the checkpoint id as seq.
  * Returns STORE_OK (whatever the verdict) or a STORE_E_* code.
  */
 int audit_verify(store *s, json_t **report);

@@ -3,7 +3,9 @@
  *
  * [outbox] threads workers (at least one) share one loop: deliver due
  * outbox rows, and, on worker 0 once per [payments] janitor_interval_ms,
- * run the janitor (unknown outcomes) and purge expired idempotency keys.
+ * run the janitor (unknown outcomes) and purge expired idempotency keys,
+ * and every AUDIT_SEAL_INTERVAL_MS seal the audit log into its checkpoint
+ * chain.
  * All shared work is claimed in the database with FOR UPDATE SKIP LOCKED,
  * so workers, and other payd processes on the same database, never take
  * the same row and need no coordination here. A worker that found work
@@ -17,12 +19,14 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "audit.h"
 #include "idempotency.h"
 #include "janitor.h"
 #include "log.h"
 #include "outbox.h"
 
 #define MAX_WORKERS 64
+#define AUDIT_SEAL_INTERVAL_MS 5000
 
 typedef struct worker {
     app *a;
@@ -62,13 +66,17 @@ static void *background_main(void *arg)
 {
     worker *w = arg;
     app *a = w->a;
-    int64_t next_janitor = 0;
+    int64_t next_janitor = 0, next_seal = 0;
     while (!atomic_load(&a->stopping)) {
         int busy = outbox_dispatch(a) > 0;
         if (w->index == 0 && monotonic_ms() >= next_janitor) {
             janitor_run(a);
             idempotency_purge(a); /* indexed, bounded batch: cheap when idle */
             next_janitor = monotonic_ms() + a->cfg->janitor_interval_ms;
+        }
+        if (w->index == 0 && monotonic_ms() >= next_seal) {
+            audit_seal(a);
+            next_seal = monotonic_ms() + AUDIT_SEAL_INTERVAL_MS;
         }
         if (!busy) {
             int wait = a->cfg->outbox_poll_ms;

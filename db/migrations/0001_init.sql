@@ -264,8 +264,10 @@ CREATE TABLE audit_log (
     created_at timestamptz NOT NULL DEFAULT now(),
     prev_hash  bytea NOT NULL,
     hash       bytea NOT NULL,
+    txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
     UNIQUE (entity, seq)
 );
+CREATE INDEX audit_log_txid ON audit_log (txid);
 
 -- The canonical text of an audit row, hashed into the chain. payd's
 -- audit-verify rebuilds the same text from the stored columns.
@@ -313,6 +315,56 @@ CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
 CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON ledger
     FOR EACH STATEMENT EXECUTE FUNCTION payd_forbid_change();
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, ledger FROM PUBLIC;
+
+-- The global level: every few seconds payd seals the audit rows of all
+-- transactions that have finished since the last checkpoint into a chain
+-- of checkpoints. A transaction id below the snapshot's xmin can no longer
+-- add rows, so each checkpoint covers a closed set: rows with
+-- prev.horizon <= txid < horizon, hashed in id order. Writers never wait on
+-- this; only two sealers wait on each other (an advisory lock).
+CREATE TABLE audit_checkpoints (
+    id         bigserial PRIMARY KEY,
+    horizon    xid8 NOT NULL,
+    rows       bigint NOT NULL,
+    digest     bytea NOT NULL,
+    prev_hash  bytea NOT NULL,
+    hash       bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION payd_forbid_change();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION payd_forbid_change();
+
+CREATE FUNCTION payd_audit_seal() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    last_horizon xid8;
+    last_hash bytea;
+    hi xid8;
+    n bigint;
+    d bytea;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(7061796400000002) THEN
+        RETURN 0;
+    END IF;
+    SELECT horizon, hash INTO last_horizon, last_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1;
+    last_horizon := coalesce(last_horizon, '0'::xid8);
+    last_hash := coalesce(last_hash, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea);
+    hi := pg_snapshot_xmin(pg_current_snapshot());
+    IF hi <= last_horizon THEN
+        RETURN 0;
+    END IF;
+    SELECT count(*), sha256(coalesce(string_agg(hash, ''::bytea ORDER BY id), ''::bytea))
+        INTO n, d FROM audit_log WHERE txid >= last_horizon AND txid < hi;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO audit_checkpoints (horizon, rows, digest, prev_hash, hash)
+        VALUES (hi, n, d, last_hash,
+                sha256(last_hash || d || convert_to(hi::text || '|' || n::text, 'UTF8')));
+    RETURN n;
+END $$;
 
 -- Forward-only state machines, enforced for every writer.
 CREATE FUNCTION payd_payment_forward_only() RETURNS trigger
