@@ -194,11 +194,18 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
     char action[64];
     snprintf(action, sizeof action, "payment.%s", op);
     if (src == STORE_OK && (!p.pending_op || strcmp(p.pending_op, op) != 0)) {
-        /* Settled meanwhile by a webhook or the janitor: report what is. */
+        /* Settled meanwhile (the provider's webhook can beat its own
+         * synchronous answer here): report the state as it is, with the
+         * status code this answer deserves. */
         char *text = p.before ? json_dumps(p.before, JSON_COMPACT) : NULL;
         repr = text ? arena_strdup(x->arena, text) : NULL;
         free(text);
-        *status = 200;
+        *status = strcmp(op, "create") == 0 ? 201 : 200;
+        if (rc == PAYD_E_DECLINED) {
+            const char *code = e->failure_code[0] ? e->failure_code : "card_declined";
+            result = fault_set(f, 402, "card_error", arena_strdup(x->arena, code), "payment_method", "%s",
+                               e->message[0] ? e->message : "the card was declined");
+        }
     } else if (src == STORE_OK && rc == 0) {
         payment_view v;
         view_from_result(&v, res);

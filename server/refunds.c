@@ -280,7 +280,9 @@ int refunds_create(op_ctx *x, json_t *in, json_t **out, int *status, fault *f)
         gw = modules_gateway(x->a->mods, p.gateway);
         int64_t available = p.amount_captured - p.amount_refunded - p.amount_refund_pending;
         amount = ja ? json_integer_value(ja) : available;
-        if (strcmp(p.status, "succeeded") && strcmp(p.status, "partially_refunded"))
+        if (!strcmp(p.status, "refunded"))
+            refused = fault_invalid(f, "amount_too_large", "amount", "the payment is already fully refunded");
+        else if (strcmp(p.status, "succeeded") && strcmp(p.status, "partially_refunded"))
             refused = fault_set(f, 409, "invalid_request_error", "payment_not_refundable", "payment",
                                 "a payment in status %s cannot be refunded", p.status);
         else if (!gw || !(gw->mod->caps & (PAYD_CAP_REFUND | PAYD_CAP_PARTIAL_REFUND)))
