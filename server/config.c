@@ -243,7 +243,10 @@ static const key_spec database_keys[] = {
 static const key_spec redis_keys[] = {
     {"url", S(redis_url)}, {"pool", I(redis_pool, 1, 512)}, {NULL, 0, 0, 0, 0}};
 static const key_spec auth_keys[] = {
-    {"jwt_secret", S(jwt_secret)}, {"jwt_leeway_s", I(jwt_leeway_s, 0, 3600)}, {NULL, 0, 0, 0, 0}};
+    {"jwt_secret", S(jwt_secret)},
+    {"jwt_leeway_s", I(jwt_leeway_s, 0, 3600)},
+    {"rate_limit_per_minute", I(rate_limit_per_minute, 0, 100000000)},
+    {NULL, 0, 0, 0, 0}};
 static const key_spec payments_keys[] = {
     {"max_amount", K_I64, offsetof(config, max_amount), 1, 0},
     {"idempotency_ttl_s", I(idempotency_ttl_s, 60, 30 * 86400)},

@@ -52,6 +52,7 @@ typedef struct config {
     /* [auth] */
     char *jwt_secret;
     int jwt_leeway_s;
+    int rate_limit_per_minute;
     /* [payments] */
     int64_t max_amount;
     int idempotency_ttl_s;

@@ -33,6 +33,7 @@
 #include "idempotency.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 static const char *status_text(int status)
 {
@@ -305,6 +306,13 @@ static int authorize(app *a, http_req *r)
         http_reply_error(r, 401, "authentication_error",
                          rc == AUTH_MISSING ? "missing_credentials" : "invalid_credentials", NULL,
                          "%s", rc == AUTH_MISSING ? "send Authorization: Bearer <api key or token>" : why);
+        return -1;
+    }
+    int retry = ratelimit_check(a, r->auth.actor);
+    if (retry > 0) {
+        http_reply_error(r, 429, "rate_limit_error", "rate_limited", NULL,
+                         "too many requests; retry in %d s", retry);
+        r->extra_headers = arena_sprintf(r->arena, "Retry-After: %d\r\n", retry);
         return -1;
     }
     int need = (flags & ROUTE_ADMIN) ? ROLE_ADMIN : (flags & ROUTE_MERCHANT) ? ROLE_MERCHANT : ROLE_USER;
