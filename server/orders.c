@@ -45,9 +45,9 @@ STORE_STMT(stmt_list,
            " AND ($5::text IS NULL OR (o.created_at, o.id) < (SELECT created_at, id FROM orders WHERE id = $5))"
            " ORDER BY o.created_at DESC, o.id DESC LIMIT $6::int");
 STORE_STMT(stmt_lock,
-           "SELECT id, status, currency, user_id, total, amount_paid, amount_refunded,"
-           " coalesce(customer_email, '') AS customer_email, number"
-           " FROM orders WHERE id = $1 FOR UPDATE");
+           "SELECT o.id, o.status, o.currency, o.user_id, o.total, o.amount_paid, o.amount_refunded,"
+           " coalesce(o.customer_email, '') AS customer_email, o.number, " ORDER_JSON " AS j"
+           " FROM orders o WHERE o.id = $1 FOR UPDATE");
 STORE_STMT(stmt_set_status,
            "UPDATE orders o SET status = $2, updated_at = now() WHERE id = $1 RETURNING " ORDER_JSON " AS j");
 STORE_STMT(stmt_paid,
@@ -63,7 +63,6 @@ STORE_STMT(stmt_update,
            " shipping_address = coalesce($4::jsonb, shipping_address),"
            " metadata = coalesce($5::jsonb, metadata), updated_at = now()"
            " WHERE id = $1 RETURNING " ORDER_JSON " AS j");
-STORE_STMT(stmt_snapshot, "SELECT " ORDER_JSON " AS j FROM orders o WHERE o.id = $1");
 
 static const char *const fulfilment_order[] = {"unfulfilled", "processing", "shipped", "delivered", NULL};
 
@@ -352,35 +351,35 @@ int orders_lock(store_conn *c, const char *id, order_row *o)
     o->amount_refunded = store_i64(r, 0, "amount_refunded");
     snprintf(o->customer_email, sizeof o->customer_email, "%s", store_val(r, 0, "customer_email"));
     snprintf(o->number, sizeof o->number, "%s", store_val(r, 0, "number"));
+    o->before = json_loads(store_val(r, 0, "j"), 0, NULL);
     PQclear(r);
     return STORE_OK;
 }
 
-/* Moves an order's status inside the caller's transaction, with audit and
- * (optionally) an event. */
-static int order_transition(op_ctx *x, store_conn *c, const char *order_id, const char *status,
+void orders_row_release(order_row *o)
+{
+    json_decref(o->before);
+    o->before = NULL;
+}
+
+/* Moves a locked order's status inside the caller's transaction, with
+ * audit and (optionally) an event. */
+static int order_transition(op_ctx *x, store_conn *c, const order_row *o, const char *status,
                             const char *action, const char *event)
 {
-    const char *p1[] = {order_id};
-    PGresult *before = NULL, *after = NULL;
-    int rc = store_query(c, &stmt_snapshot, 1, p1, &before);
-    const char *p2[] = {order_id, status};
-    if (rc == STORE_OK) rc = store_query(c, &stmt_set_status, 2, p2, &after);
+    const char *p2[] = {o->id, status};
+    PGresult *after = NULL;
+    int rc = store_query(c, &stmt_set_status, 2, p2, &after);
     if (rc == STORE_OK && PQntuples(after) == 1) {
-        json_t *b = json_loads(store_val(before, 0, "j"), 0, NULL);
         json_t *a = json_loads(store_val(after, 0, "j"), 0, NULL);
         char entity[64];
-        snprintf(entity, sizeof entity, "order:%s", order_id);
-        rc = audit_write(c, entity, op_actor(x), action, x->request_id, b, a);
-        json_t *uid = json_object_get(a, "user_id");
+        snprintf(entity, sizeof entity, "order:%s", o->id);
+        rc = audit_write(c, entity, op_actor(x), action, x->request_id, o->before, a);
         if (rc == STORE_OK && event)
-            rc = events_emit(c, x->a->mods, event, "order", order_id, order_id,
-                             json_is_string(uid) ? json_string_value(uid) : NULL,
+            rc = events_emit(c, x->a->mods, event, "order", o->id, o->id, o->has_user ? o->user_id : NULL,
                              store_val(after, 0, "j"), x->request_id);
-        json_decref(b);
         json_decref(a);
     }
-    PQclear(before);
     PQclear(after);
     return rc;
 }
@@ -388,7 +387,7 @@ static int order_transition(op_ctx *x, store_conn *c, const char *order_id, cons
 int orders_payment_started(op_ctx *x, store_conn *c, const order_row *o)
 {
     if (strcmp(o->status, "payment_pending") == 0) return STORE_OK;
-    return order_transition(x, c, o->id, "payment_pending", "order.payment_started", NULL);
+    return order_transition(x, c, o, "payment_pending", "order.payment_started", NULL);
 }
 
 int orders_payment_released(op_ctx *x, store_conn *c, const char *order_id)
@@ -396,8 +395,34 @@ int orders_payment_released(op_ctx *x, store_conn *c, const char *order_id)
     order_row o;
     int rc = orders_lock(c, order_id, &o);
     if (rc != STORE_OK) return rc < 0 ? rc : STORE_OK;
-    if (strcmp(o.status, "payment_pending") != 0) return STORE_OK;
-    return order_transition(x, c, order_id, "pending", "order.payment_released", NULL);
+    if (strcmp(o.status, "payment_pending") == 0)
+        rc = order_transition(x, c, &o, "pending", "order.payment_released", NULL);
+    orders_row_release(&o);
+    return rc;
+}
+
+/* Applies a money update to a locked order (paid or refunded) with audit
+ * and, for payment, the order.paid event. */
+static int order_money_update(op_ctx *x, store_conn *c, order_row *o, store_stmt *st, int64_t amount,
+                              const char *action, const char *event)
+{
+    char amt[24];
+    snprintf(amt, sizeof amt, "%lld", (long long)amount);
+    const char *params[] = {o->id, amt};
+    PGresult *after = NULL;
+    int rc = store_query(c, st, 2, params, &after);
+    if (rc == STORE_OK) {
+        json_t *a = json_loads(store_val(after, 0, "j"), 0, NULL);
+        char entity[64];
+        snprintf(entity, sizeof entity, "order:%s", o->id);
+        rc = audit_write(c, entity, op_actor(x), action, x->request_id, o->before, a);
+        if (rc == STORE_OK && event)
+            rc = events_emit(c, x->a->mods, event, "order", o->id, o->id, store_val(after, 0, "user_id"),
+                             store_val(after, 0, "j"), x->request_id);
+        json_decref(a);
+    }
+    PQclear(after);
+    return rc;
 }
 
 int orders_payment_succeeded(op_ctx *x, store_conn *c, const char *order_id, int64_t amount)
@@ -405,28 +430,9 @@ int orders_payment_succeeded(op_ctx *x, store_conn *c, const char *order_id, int
     order_row o;
     int rc = orders_lock(c, order_id, &o);
     if (rc != STORE_OK) return rc < 0 ? rc : STORE_OK;
-    if (strcmp(o.status, "pending") != 0 && strcmp(o.status, "payment_pending") != 0) return STORE_OK;
-    char amt[24];
-    snprintf(amt, sizeof amt, "%lld", (long long)amount);
-    const char *p1[] = {order_id};
-    PGresult *before = NULL, *after = NULL;
-    rc = store_query(c, &stmt_snapshot, 1, p1, &before);
-    const char *params[] = {order_id, amt};
-    if (rc == STORE_OK) rc = store_query(c, &stmt_paid, 2, params, &after);
-    if (rc == STORE_OK) {
-        json_t *b = json_loads(store_val(before, 0, "j"), 0, NULL);
-        json_t *a = json_loads(store_val(after, 0, "j"), 0, NULL);
-        char entity[64];
-        snprintf(entity, sizeof entity, "order:%s", order_id);
-        rc = audit_write(c, entity, op_actor(x), "order.paid", x->request_id, b, a);
-        if (rc == STORE_OK)
-            rc = events_emit(c, x->a->mods, "order.paid", "order", order_id, order_id,
-                             store_val(after, 0, "user_id"), store_val(after, 0, "j"), x->request_id);
-        json_decref(b);
-        json_decref(a);
-    }
-    PQclear(before);
-    PQclear(after);
+    if (strcmp(o.status, "pending") == 0 || strcmp(o.status, "payment_pending") == 0)
+        rc = order_money_update(x, c, &o, &stmt_paid, amount, "order.paid", "order.paid");
+    orders_row_release(&o);
     return rc;
 }
 
@@ -435,24 +441,8 @@ int orders_refunded(op_ctx *x, store_conn *c, const char *order_id, int64_t amou
     order_row o;
     int rc = orders_lock(c, order_id, &o);
     if (rc != STORE_OK) return rc < 0 ? rc : STORE_OK;
-    char amt[24];
-    snprintf(amt, sizeof amt, "%lld", (long long)amount);
-    const char *p1[] = {order_id};
-    PGresult *before = NULL, *after = NULL;
-    rc = store_query(c, &stmt_snapshot, 1, p1, &before);
-    const char *params[] = {order_id, amt};
-    if (rc == STORE_OK) rc = store_query(c, &stmt_refunded, 2, params, &after);
-    if (rc == STORE_OK) {
-        json_t *b = json_loads(store_val(before, 0, "j"), 0, NULL);
-        json_t *a = json_loads(store_val(after, 0, "j"), 0, NULL);
-        char entity[64];
-        snprintf(entity, sizeof entity, "order:%s", order_id);
-        rc = audit_write(c, entity, op_actor(x), "order.refunded", x->request_id, b, a);
-        json_decref(b);
-        json_decref(a);
-    }
-    PQclear(before);
-    PQclear(after);
+    rc = order_money_update(x, c, &o, &stmt_refunded, amount, "order.refunded", NULL);
+    orders_row_release(&o);
     return rc;
 }
 
@@ -460,7 +450,7 @@ int orders_cancel(op_ctx *x, const char *id, json_t **out, fault *f)
 {
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    order_row o;
+    order_row o = {0};
     int rc = store_begin(c);
     int done = -1;
     if (rc == STORE_OK) rc = orders_lock(c, id, &o);
@@ -472,11 +462,12 @@ int orders_cancel(op_ctx *x, const char *id, json_t **out, fault *f)
         done = fault_set(f, 409, "invalid_request_error", "order_not_cancellable", NULL,
                          "only an unpaid order without a payment in progress can be cancelled (status is %s)", o.status);
     } else if (rc == STORE_OK) {
-        rc = order_transition(x, c, id, "cancelled", "order.cancelled", "order.cancelled");
+        rc = order_transition(x, c, &o, "cancelled", "order.cancelled", "order.cancelled");
     }
     if (done == -1 && rc == STORE_OK) rc = store_commit(c);
     else store_rollback(c);
     store_release(c);
+    orders_row_release(&o);
     if (done == -1 && rc != STORE_OK) return fault_store(f, rc);
     if (done == -1) return orders_get(x, id, out, f);
     return -1;
@@ -504,16 +495,14 @@ int orders_update(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f)
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     int done = -1;
-    PGresult *before = NULL, *after = NULL;
-    const char *p1[] = {id};
+    PGresult *after = NULL;
     int rc = store_begin(c);
-    order_row o;
+    order_row o = {0};
     if (rc == STORE_OK) rc = orders_lock(c, id, &o);
-    if (rc == STORE_OK) rc = store_query(c, &stmt_snapshot, 1, p1, &before);
     if (rc == 1) {
         done = fault_not_found(f, "order", id);
     } else if (rc == STORE_OK) {
-        json_t *b = json_loads(store_val(before, 0, "j"), 0, NULL);
+        json_t *b = json_incref(o.before);
         const char *cur = json_string_value(json_object_get(b, "fulfilment_status"));
         if (fs && strcmp(o.status, "paid") != 0 && strcmp(o.status, "partially_refunded") != 0)
             done = fault_set(f, 409, "invalid_request_error", "order_not_paid", "fulfilment_status",
@@ -551,7 +540,7 @@ int orders_update(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f)
     if (done == -1 && rc == STORE_OK) rc = store_commit(c);
     else store_rollback(c);
     store_release(c);
-    PQclear(before);
+    orders_row_release(&o);
     PQclear(after);
     if (done == -1 && rc != STORE_OK) {
         if (*out) {

@@ -42,9 +42,13 @@ typedef struct order_row {
     int64_t total, amount_paid, amount_refunded;
     char customer_email[256];
     char number[32];
+    json_t *before;   /* representation when locked (owned: orders_row_release) */
 } order_row;
 
+/* Locks (FOR UPDATE) an order in the caller's transaction and loads it.
+ * STORE_OK, 1 when not found, or a STORE_E_* code. */
 int orders_lock(store_conn *c, const char *id, order_row *o);
+void orders_row_release(order_row *o);
 /* The payment for this order started / was paid / failed or was canceled /
  * was refunded. Each writes audit and events as needed. */
 int orders_payment_started(op_ctx *x, store_conn *c, const order_row *o);

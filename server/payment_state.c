@@ -147,6 +147,8 @@ int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, c
     if (rc != STORE_OK) return rc;
     const char *text = store_val(r, 0, "j");
     json_t *after = json_loads(text, 0, NULL);
+    if (after && p->provider_request_id)
+        json_object_set_new(after, "provider_request_id", json_string(p->provider_request_id));
     char entity[64];
     snprintf(entity, sizeof entity, "payment:%s", p->id);
     rc = audit_write(c, entity, op_actor(x), action, x->request_id, p->before, after);

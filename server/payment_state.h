@@ -20,6 +20,7 @@ typedef struct payment_row {
     int64_t pending_amount;   /* the amount the pending operation asked for (capture) */
     int op_attempt, janitor_attempts, outcome_unknown, needs_review;
     int janitor_delay_s;      /* -1 = none; set to schedule the janitor */
+    const char *provider_request_id; /* the provider's request id, kept in the audit row */
     json_t *before;           /* representation when loaded (owned) */
 } payment_row;
 

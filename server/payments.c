@@ -193,6 +193,7 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
     int result = 0;
     char action[64];
     snprintf(action, sizeof action, "payment.%s", op);
+    if (src == STORE_OK && e->provider_request_id[0]) p.provider_request_id = e->provider_request_id;
     if (src == STORE_OK && (!p.pending_op || strcmp(p.pending_op, op) != 0)) {
         /* Settled meanwhile (the provider's webhook can beat its own
          * synchronous answer here): report the state as it is, with the
@@ -207,6 +208,7 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
                                e->message[0] ? e->message : "the card was declined");
         }
     } else if (src == STORE_OK && rc == 0) {
+        p.provider_request_id = res->provider_request_id;
         payment_view v;
         view_from_result(&v, res);
         int had_ref = p.provider_ref != NULL;
@@ -245,15 +247,6 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
         p.janitor_delay_s = -1;
         src = payment_save(x, c, &p, "payment.gateway_rejected", &repr);
         result = gateway_fault(f, rc, gw, e);
-    }
-    if (src == STORE_OK && (e->provider_request_id[0] || (res && res->provider_request_id))) {
-        char entity[64];
-        snprintf(entity, sizeof entity, "payment:%s", id);
-        json_t *call = json_pack("{s:s, s:s, s:i, s:s?}", "gateway", gw->name, "op", op, "rc", rc,
-                                 "provider_request_id",
-                                 e->provider_request_id[0] ? e->provider_request_id : res->provider_request_id);
-        src = audit_write(c, entity, op_actor(x), "gateway.call", x->request_id, NULL, call);
-        json_decref(call);
     }
     if (src == STORE_OK) src = store_commit(c);
     else store_rollback(c);
@@ -295,7 +288,7 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     char id[IDS_MAX];
     ids_new("pay", id);
-    order_row o;
+    order_row o = {0};
     const char *customer_id = NULL, *customer_ref = NULL;
     int rc = store_begin(c);
     if (rc == STORE_OK) rc = orders_lock(c, order_id, &o);
@@ -353,6 +346,7 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     if (!refused && rc == STORE_OK) rc = store_commit(c);
     else store_rollback(c);
     store_release(c);
+    orders_row_release(&o);
     if (refused) return -1;
     if (rc != STORE_OK) return fault_store(f, rc);
 

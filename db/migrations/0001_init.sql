@@ -249,6 +249,7 @@ CREATE TABLE api_keys (
 CREATE TABLE audit_heads (
     entity text PRIMARY KEY,
     seq    bigint NOT NULL,
+    prev   bytea NOT NULL,
     head   bytea NOT NULL
 );
 
@@ -271,29 +272,31 @@ CREATE INDEX audit_log_txid ON audit_log (txid);
 
 -- The canonical text of an audit row, hashed into the chain. payd's
 -- audit-verify rebuilds the same text from the stored columns.
-CREATE FUNCTION payd_audit_canonical(a audit_log) RETURNS text
+CREATE FUNCTION payd_audit_canonical(entity text, seq bigint, actor text, action text,
+                                     request_id text, before jsonb, after jsonb,
+                                     created_at timestamptz) RETURNS bytea
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT concat_ws('|', a.entity, a.seq::text, a.actor, a.action,
-                     coalesce(a.request_id, ''),
-                     coalesce(a.before::text, 'null'), coalesce(a.after::text, 'null'),
-                     (extract(epoch FROM a.created_at) * 1000000)::bigint::text)
+    SELECT convert_to(concat_ws('|', entity, seq::text, actor, action, coalesce(request_id, ''),
+                                coalesce(before::text, 'null'), coalesce(after::text, 'null'),
+                                (extract(epoch FROM created_at) * 1000000)::bigint::text), 'UTF8')
 $$;
 
+-- One upsert on the entity's head row both serializes writers of that
+-- entity and advances its chain.
 CREATE FUNCTION payd_audit_chain() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    prev bytea;
-    next_seq bigint;
+    zero CONSTANT bytea := '\x0000000000000000000000000000000000000000000000000000000000000000';
 BEGIN
-    INSERT INTO audit_heads AS h (entity, seq, head)
-        VALUES (NEW.entity, 0, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-        ON CONFLICT (entity) DO UPDATE SET seq = h.seq
-        RETURNING h.seq, h.head INTO next_seq, prev;
-    NEW.seq := next_seq + 1;
     NEW.created_at := date_trunc('microseconds', clock_timestamp());
-    NEW.prev_hash := prev;
-    NEW.hash := sha256(prev || convert_to(payd_audit_canonical(NEW), 'UTF8'));
-    UPDATE audit_heads SET seq = NEW.seq, head = NEW.hash WHERE entity = NEW.entity;
+    INSERT INTO audit_heads AS h (entity, seq, prev, head)
+        VALUES (NEW.entity, 1, zero,
+                sha256(zero || payd_audit_canonical(NEW.entity, 1, NEW.actor, NEW.action,
+                       NEW.request_id, NEW.before, NEW.after, NEW.created_at)))
+        ON CONFLICT (entity) DO UPDATE SET prev = h.head, seq = h.seq + 1,
+            head = sha256(h.head || payd_audit_canonical(NEW.entity, h.seq + 1, NEW.actor,
+                          NEW.action, NEW.request_id, NEW.before, NEW.after, NEW.created_at))
+        RETURNING h.seq, h.prev, h.head INTO NEW.seq, NEW.prev_hash, NEW.hash;
     RETURN NEW;
 END $$;
 
