@@ -32,10 +32,14 @@ export PAYD_JWT_SECRET=${PAYD_JWT_SECRET:-payd-dev-jwt-secret-change-me}
 
 "$build/payd" migrate -c "$conf"
 mkdir -p var
-if [ ! -s var/dev-admin-key ]; then
-  "$build/payd" apikey create --role admin --description "make run" -c "$conf" 2>/dev/null > var/dev-admin-key
+# The key lives with the private cluster it was created in; with your own
+# DATABASE_URL a fresh key is made each run.
+if [ -n "$started_pg" ] && [ -s var/dev-admin-key ]; then
+  key=$(cat var/dev-admin-key)
+else
+  key=$("$build/payd" apikey create --role admin --description "make run" -c "$conf" 2>/dev/null)
+  [ -n "$started_pg" ] && printf '%s\n' "$key" > var/dev-admin-key
 fi
-key=$(cat var/dev-admin-key)
 
 "$build/payd" serve -c "$conf" &
 payd_pid=$!
