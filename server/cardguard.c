@@ -55,6 +55,13 @@ int cardguard_is_test_card(const char *s)
     return digits_are_test_card(digits);
 }
 
+/*
+ * Scans `s` for card numbers. Digits form groups; groups joined by single
+ * spaces or dashes form a run ("4111 1111 1111 1111 12" is one run of five
+ * groups). Every span of whole adjacent groups whose digits number 13 to 19
+ * is checked with Luhn, so a card number followed by an expiry or CVC is
+ * still found, while a long reference number in one group is not a card.
+ */
 int cardguard_text_has_pan(const char *s, size_t len, int allow_test_cards)
 {
     size_t i = 0;
@@ -63,25 +70,40 @@ int cardguard_text_has_pan(const char *s, size_t len, int allow_test_cards)
             i++;
             continue;
         }
-        /* Collect one run: digits with single separators between them. */
-        char digits[32];
-        size_t n = 0, overflow = 0;
+        enum { MAX_GROUPS = 24, MAX_DIGITS = 64 };
+        char digits[MAX_DIGITS + 1];
+        size_t group_start[MAX_GROUPS + 1];
+        size_t groups = 0, n = 0;
+        int overflow = 0;
         while (i < len) {
             if (s[i] >= '0' && s[i] <= '9') {
-                if (n < sizeof digits - 1) digits[n++] = s[i];
+                if (i == 0 || s[i - 1] < '0' || s[i - 1] > '9') {
+                    if (groups < MAX_GROUPS) group_start[groups++] = n;
+                    else overflow = 1;
+                }
+                if (n < MAX_DIGITS) digits[n++] = s[i];
                 else overflow = 1;
                 i++;
-            } else if ((s[i] == ' ' || s[i] == '-') && i + 1 < len && s[i + 1] >= '0' &&
-                       s[i + 1] <= '9') {
+            } else if ((s[i] == ' ' || s[i] == '-') && i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9') {
                 i++;
             } else {
                 break;
             }
         }
-        digits[n] = '\0';
-        if (!overflow && n >= 13 && n <= 19 && luhn_valid(digits, n) &&
-            !(allow_test_cards && digits_are_test_card(digits)))
-            return 1;
+        if (overflow) continue; /* a wall of digits is not a card number */
+        group_start[groups] = n;
+        for (size_t a = 0; a < groups; a++) {
+            for (size_t b = a + 1; b <= groups; b++) {
+                size_t span = group_start[b] - group_start[a];
+                if (span > 19) break;
+                if (span < 13) continue;
+                char candidate[20];
+                memcpy(candidate, digits + group_start[a], span);
+                candidate[span] = '\0';
+                if (luhn_valid(candidate, span) && !(allow_test_cards && digits_are_test_card(candidate)))
+                    return 1;
+            }
+        }
     }
     return 0;
 }

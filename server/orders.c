@@ -452,24 +452,24 @@ int orders_cancel(op_ctx *x, const char *id, json_t **out, fault *f)
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     order_row o = {0};
     int rc = store_begin(c);
-    int done = -1;
+    int refused = 0;
     if (rc == STORE_OK) rc = orders_lock(c, id, &o);
     if (rc == 1 || (rc == STORE_OK && op_user_scope(x) && (!o.has_user || strcmp(o.user_id, op_user_scope(x)) != 0))) {
-        done = fault_not_found(f, "order", id);
+        refused = fault_not_found(f, "order", id) != 0;
     } else if (rc == STORE_OK && strcmp(o.status, "cancelled") == 0) {
-        done = fault_set(f, 409, "invalid_request_error", "order_already_cancelled", NULL, "the order is already cancelled");
+        refused = fault_set(f, 409, "invalid_request_error", "order_already_cancelled", NULL, "the order is already cancelled") != 0;
     } else if (rc == STORE_OK && strcmp(o.status, "pending") != 0) {
-        done = fault_set(f, 409, "invalid_request_error", "order_not_cancellable", NULL,
-                         "only an unpaid order without a payment in progress can be cancelled (status is %s)", o.status);
+        refused = fault_set(f, 409, "invalid_request_error", "order_not_cancellable", NULL,
+                         "only an unpaid order without a payment in progress can be cancelled (status is %s)", o.status) != 0;
     } else if (rc == STORE_OK) {
         rc = order_transition(x, c, &o, "cancelled", "order.cancelled", "order.cancelled");
     }
-    if (done == -1 && rc == STORE_OK) rc = store_commit(c);
+    if (!refused && rc == STORE_OK) rc = store_commit(c);
     else store_rollback(c);
     store_release(c);
     orders_row_release(&o);
-    if (done == -1 && rc != STORE_OK) return fault_store(f, rc);
-    if (done == -1) return orders_get(x, id, out, f);
+    if (!refused && rc != STORE_OK) return fault_store(f, rc);
+    if (!refused) return orders_get(x, id, out, f);
     return -1;
 }
 
@@ -494,26 +494,26 @@ int orders_update(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f)
 
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    int done = -1;
+    int refused = 0;
     PGresult *after = NULL;
     int rc = store_begin(c);
     order_row o = {0};
     if (rc == STORE_OK) rc = orders_lock(c, id, &o);
     if (rc == 1) {
-        done = fault_not_found(f, "order", id);
+        refused = fault_not_found(f, "order", id) != 0;
     } else if (rc == STORE_OK) {
         json_t *b = json_incref(o.before);
         const char *cur = json_string_value(json_object_get(b, "fulfilment_status"));
         if (fs && strcmp(o.status, "paid") != 0 && strcmp(o.status, "partially_refunded") != 0)
-            done = fault_set(f, 409, "invalid_request_error", "order_not_paid", "fulfilment_status",
-                             "an order is fulfilled only after it is paid (status is %s)", o.status);
+            refused = fault_set(f, 409, "invalid_request_error", "order_not_paid", "fulfilment_status",
+                             "an order is fulfilled only after it is paid (status is %s)", o.status) != 0;
         else if (fs && fulfilment_rank(json_string_value(fs)) <= fulfilment_rank(cur) &&
                  strcmp(json_string_value(fs), cur) != 0)
-            done = fault_invalid(f, "invalid_transition", "fulfilment_status",
-                                 "fulfilment only moves forward: %s cannot become %s", cur, json_string_value(fs));
+            refused = fault_invalid(f, "invalid_transition", "fulfilment_status",
+                                 "fulfilment only moves forward: %s cannot become %s", cur, json_string_value(fs)) != 0;
         else if (strcmp(o.status, "cancelled") == 0)
-            done = fault_set(f, 409, "invalid_request_error", "order_cancelled", NULL, "the order is cancelled");
-        if (done == -1) {
+            refused = fault_set(f, 409, "invalid_request_error", "order_cancelled", NULL, "the order is cancelled") != 0;
+        if (!refused) {
             char *si = dump_or_null(in, "shipping_info"), *sa = dump_or_null(in, "shipping_address"),
                  *md = dump_or_null(in, "metadata");
             const char *params[] = {id, fs ? json_string_value(fs) : NULL, si, sa, md};
@@ -537,17 +537,17 @@ int orders_update(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f)
         }
         json_decref(b);
     }
-    if (done == -1 && rc == STORE_OK) rc = store_commit(c);
+    if (!refused && rc == STORE_OK) rc = store_commit(c);
     else store_rollback(c);
     store_release(c);
     orders_row_release(&o);
     PQclear(after);
-    if (done == -1 && rc != STORE_OK) {
+    if (!refused && rc != STORE_OK) {
         if (*out) {
             json_decref(*out);
             *out = NULL;
         }
         return fault_store(f, rc);
     }
-    return done;
+    return refused ? -1 : 0;
 }

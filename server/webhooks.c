@@ -51,7 +51,7 @@ STORE_STMT(stmt_insert,
            " provider_ref, refund_id, refund_ref, amount, currency, failure_code, failure_message,"
            " occurred_at, body, status)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $10, $11, $12,"
-           " CASE WHEN $13::bigint > 0 THEN to_timestamp($13::bigint) END, $14, 'applied')"
+           " CASE WHEN $13::bigint > 0 THEN to_timestamp($13::bigint) END, $14, CASE WHEN $3 = 'ignored' THEN 'ignored' ELSE 'applied' END)"
            " ON CONFLICT (gateway, provider_event_id) DO NOTHING RETURNING id");
 STORE_STMT(stmt_mark, "UPDATE webhook_events SET status = $2, note = $3 WHERE id = $1::bigint");
 STORE_STMT(stmt_find_payment,
