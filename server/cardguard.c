@@ -61,47 +61,30 @@ int cardguard_is_test_card(const char *s)
  * groups). Every span of whole adjacent groups whose digits number 13 to 19
  * is checked with Luhn, so a card number followed by an expiry or CVC is
  * still found, while a long reference number in one group is not a card.
+ * O(len * 19), no allocation.
  */
 int cardguard_text_has_pan(const char *s, size_t len, int allow_test_cards)
 {
-    size_t i = 0;
-    while (i < len) {
-        if (s[i] < '0' || s[i] > '9') {
-            i++;
-            continue;
-        }
-        enum { MAX_GROUPS = 24, MAX_DIGITS = 64 };
-        char digits[MAX_DIGITS + 1];
-        size_t group_start[MAX_GROUPS + 1];
-        size_t groups = 0, n = 0;
-        int overflow = 0;
-        while (i < len) {
-            if (s[i] >= '0' && s[i] <= '9') {
-                if (i == 0 || s[i - 1] < '0' || s[i - 1] > '9') {
-                    if (groups < MAX_GROUPS) group_start[groups++] = n;
-                    else overflow = 1;
+    for (size_t i = 0; i < len; i++) {
+        /* Only a group start can start a card number. */
+        if (s[i] < '0' || s[i] > '9' || (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9')) continue;
+        char candidate[20];
+        size_t n = 0;
+        for (size_t k = i; k < len && n <= 19; k++) {
+            if (s[k] >= '0' && s[k] <= '9') {
+                if (n == 19) {
+                    n++; /* too long: this start cannot be a card number */
+                    break;
                 }
-                if (n < MAX_DIGITS) digits[n++] = s[i];
-                else overflow = 1;
-                i++;
-            } else if ((s[i] == ' ' || s[i] == '-') && i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9') {
-                i++;
-            } else {
-                break;
-            }
-        }
-        if (overflow) continue; /* a wall of digits is not a card number */
-        group_start[groups] = n;
-        for (size_t a = 0; a < groups; a++) {
-            for (size_t b = a + 1; b <= groups; b++) {
-                size_t span = group_start[b] - group_start[a];
-                if (span > 19) break;
-                if (span < 13) continue;
-                char candidate[20];
-                memcpy(candidate, digits + group_start[a], span);
-                candidate[span] = '\0';
-                if (luhn_valid(candidate, span) && !(allow_test_cards && digits_are_test_card(candidate)))
-                    return 1;
+                candidate[n++] = s[k];
+                int group_ends = k + 1 == len || s[k + 1] < '0' || s[k + 1] > '9';
+                if (group_ends && n >= 13) {
+                    candidate[n] = '\0';
+                    if (luhn_valid(candidate, n) && !(allow_test_cards && digits_are_test_card(candidate)))
+                        return 1;
+                }
+            } else if (!((s[k] == ' ' || s[k] == '-') && k + 1 < len && s[k + 1] >= '0' && s[k + 1] <= '9')) {
+                break; /* the run ends */
             }
         }
     }
