@@ -1,0 +1,492 @@
+/*
+ * test_refunds.c - refunds against a real payd, PostgreSQL and the mock
+ * gateway: full, partial and several partial refunds, the over-refund and
+ * unpaid-payment refusals, and the invariant under concurrency: 50 refunds
+ * of 10% each racing on one payment never refund more than was captured,
+ * and the ledger reconciles with the payment row afterwards.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static h_payd srv;
+
+/* ------------------------------------------------------------------------ */
+/* Helpers.                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A member by dotted path ("error.param", "data.0.id"), or NULL. */
+__attribute__((unused)) static json_t *jpath(json_t *v, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
+        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10)) : json_object_get(v, tok);
+    return v;
+}
+
+__attribute__((unused)) static const char *rstr(const h_resp *r, const char *path)
+{
+    return json_string_value(jpath(r->json, path));
+}
+
+/* An integer member, or LLONG_MIN when absent or not an integer. */
+__attribute__((unused)) static long long rint_(const h_resp *r, const char *path)
+{
+    json_t *v = jpath(r->json, path);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
+}
+
+__attribute__((unused)) static int rbool(const h_resp *r, const char *path)
+{
+    json_t *v = jpath(r->json, path);
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+static void expect_status_at(const h_resp *r, long want, const char *file, int line)
+{
+    if (r->status != want) {
+        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
+                    r->body ? r->body : r->error);
+        _fail(file, line);
+    }
+}
+#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
+
+static void expect_str_at(const char *got, const char *want, const char *what, const char *file,
+                          int line)
+{
+    if (!got || strcmp(got, want) != 0) {
+        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "",
+                    got ? got : "(null)", got ? "\"" : "");
+        _fail(file, line);
+    }
+}
+#define EXPECT_STR(got, want) expect_str_at((got), (want), #got, __FILE__, __LINE__)
+
+/* The one error shape: status, type, code and (unless NULL) param. */
+static void expect_error_at(const h_resp *r, long status, const char *type, const char *code,
+                            const char *param, const char *file, int line)
+{
+    expect_status_at(r, status, file, line);
+    expect_str_at(h_err_type(r), type, "error.type", file, line);
+    expect_str_at(h_err_code(r), code, "error.code", file, line);
+    if (param) expect_str_at(rstr(r, "error.param"), param, "error.param", file, line);
+    if (!rstr(r, "error.request_id")) {
+        print_error("error without request_id: %s\n", r->body);
+        _fail(file, line);
+    }
+}
+#define EXPECT_ERROR(r, status, type, code, param) \
+    expect_error_at((r), (status), (type), (code), (param), __FILE__, __LINE__)
+
+__attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
+{
+    assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
+}
+
+__attribute__((unused)) static void get(const char *path, const char *auth, h_resp *r)
+{
+    assert_int_equal(h_get(&srv, path, auth, r), 0);
+}
+
+static long long sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long sql_int(const char *fmt, ...)
+{
+    char q[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    return h_sql_int(srv.db_url, q, LLONG_MIN);
+}
+
+/* A paid order of `total` USD: copies the order and payment ids. */
+static void paid_order(long long total, char order[64], char pay_id[64])
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"currency\":\"USD\",\"items\":[{\"name\":\"Lamp\",\"unit_amount\":%lld}]}", total);
+    h_resp r;
+    post("/v1/orders", srv.merchant_auth, body, &r);
+    EXPECT_STATUS(&r, 201);
+    snprintf(order, 64, "%s", rstr(&r, "id"));
+    h_resp_free(&r);
+    snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true}", order);
+    post("/v1/payments", srv.merchant_auth, body, &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    assert_int_equal(rint_(&r, "amount_captured"), total);
+    snprintf(pay_id, 64, "%s", rstr(&r, "id"));
+    h_resp_free(&r);
+}
+
+/* POST /v1/refunds for `pay_id`: amount < 0 means "no amount" (all). */
+static void refund(const char *pay_id, long long amount, const char *extra, h_resp *r)
+{
+    char body[256];
+    if (amount >= 0)
+        snprintf(body, sizeof body, "{\"payment\":\"%s\",\"amount\":%lld%s}", pay_id, amount, extra ? extra : "");
+    else
+        snprintf(body, sizeof body, "{\"payment\":\"%s\"%s}", pay_id, extra ? extra : "");
+    post("/v1/refunds", srv.merchant_auth, body, r);
+}
+
+/* refund() that expects 201 succeeded with `amount` (or `want` when all). */
+static void refund_ok(const char *pay_id, long long amount, long long want)
+{
+    h_resp r;
+    refund(pay_id, amount, NULL, &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(rstr(&r, "object"), "refund");
+    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(rstr(&r, "payment_id"), pay_id);
+    assert_int_equal(rint_(&r, "amount"), want);
+    h_resp_free(&r);
+}
+
+/* The payment and order money state, read back through the API. */
+static void expect_money(const char *pay_id, const char *order, const char *pay_status, long long refunded,
+                         const char *order_status)
+{
+    h_resp r;
+    char path[160];
+    snprintf(path, sizeof path, "/v1/payments/%s", pay_id);
+    get(path, srv.admin_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(rstr(&r, "status"), pay_status);
+    assert_int_equal(rint_(&r, "amount_refunded"), refunded);
+    h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/orders/%s", order);
+    get(path, srv.admin_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(rstr(&r, "status"), order_status);
+    assert_int_equal(rint_(&r, "amount_refunded"), refunded);
+    h_resp_free(&r);
+}
+
+/* The ledger and payment row reconcile: sum(refund rows) = amount_refunded,
+ * nothing is left reserved, and the row count is `rows`. */
+static void expect_reconciled(const char *pay_id, long long refunded, long long rows)
+{
+    assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE payment_id = '%s' AND entry_type = 'refund'", pay_id),
+                     rows);
+    assert_int_equal(
+        sql_int("SELECT coalesce(sum(amount), 0) FROM ledger WHERE payment_id = '%s' AND entry_type = 'refund'", pay_id),
+        refunded);
+    assert_int_equal(sql_int("SELECT amount_refunded FROM payments WHERE id = '%s'", pay_id), refunded);
+    assert_int_equal(sql_int("SELECT amount_refund_pending FROM payments WHERE id = '%s'", pay_id), 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE payment_id = '%s' AND status = 'pending'", pay_id), 0);
+    /* Every refund row in the ledger names its refund. */
+    assert_int_equal(sql_int("SELECT count(*) FROM ledger l JOIN refunds f ON f.id = l.refund_id"
+                             " WHERE l.payment_id = '%s' AND l.entry_type = 'refund' AND f.status = 'succeeded'"
+                             " AND f.amount = l.amount",
+                             pay_id),
+                     rows);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup.                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int setup(void **state)
+{
+    (void)state;
+    h_payd_opts o = {
+        .threads = 16,
+        .pool = 24,
+        .extra = "[payments]\n"
+                 "janitor_interval_ms = 100\n"
+                 "janitor_schedule = 1,1,1\n"
+                 "[gateway.mock]\n"
+                 "module = mock\n"
+                 "webhook_secret = whsec_test\n"
+                 "settle_ms = 300\n"
+                 "[routing]\n"
+                 "default = mock\n",
+    };
+    return h_payd_start(&srv, &o);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return h_payd_stop(&srv) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tests.                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_full_refund_refunds_payment_and_order_with_one_ledger_row(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    paid_order(5000, order, pay_id);
+    h_resp r;
+    refund(pay_id, -1, ",\"reason\":\"requested_by_customer\"", &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(rstr(&r, "reason"), "requested_by_customer");
+    EXPECT_STR(rstr(&r, "order_id"), order);
+    EXPECT_STR(rstr(&r, "currency"), "USD");
+    assert_int_equal(rint_(&r, "amount"), 5000);
+    char refund_id[64];
+    snprintf(refund_id, sizeof refund_id, "%s", rstr(&r, "id"));
+    h_resp_free(&r);
+
+    expect_money(pay_id, order, "refunded", 5000, "refunded");
+    expect_reconciled(pay_id, 5000, 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE refund_id = '%s' AND amount = 5000", refund_id), 1);
+
+    char path[160];
+    snprintf(path, sizeof path, "/v1/refunds/%s", refund_id);
+    get(path, srv.merchant_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/events?object_id=%s&type=refund.succeeded", refund_id);
+    get(path, srv.merchant_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    assert_int_equal(json_array_size(jpath(r.json, "data")), 1);
+    h_resp_free(&r);
+
+    /* Nothing is left to refund: an over-refund, not an unpaid payment. */
+    refund(pay_id, 1, NULL, &r);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_too_large", "amount");
+    h_resp_free(&r);
+    refund(pay_id, -1, NULL, &r);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_too_large", "amount");
+    h_resp_free(&r);
+}
+
+static void test_partial_refund_leaves_payment_and_order_partially_refunded(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    paid_order(5000, order, pay_id);
+    refund_ok(pay_id, 1500, 1500);
+    expect_money(pay_id, order, "partially_refunded", 1500, "partially_refunded");
+    expect_reconciled(pay_id, 1500, 1);
+
+    /* A refund without an amount takes what is left. */
+    refund_ok(pay_id, -1, 3500);
+    expect_money(pay_id, order, "refunded", 5000, "refunded");
+    expect_reconciled(pay_id, 5000, 2);
+}
+
+static void test_several_partial_refunds_summing_to_the_total_refund_it(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    paid_order(5000, order, pay_id);
+    refund_ok(pay_id, 2000, 2000);
+    refund_ok(pay_id, 2000, 2000);
+    expect_money(pay_id, order, "partially_refunded", 4000, "partially_refunded");
+    refund_ok(pay_id, 1000, 1000);
+    expect_money(pay_id, order, "refunded", 5000, "refunded");
+    expect_reconciled(pay_id, 5000, 3);
+
+    char path[160];
+    snprintf(path, sizeof path, "/v1/refunds?payment_id=%s", pay_id);
+    h_resp r;
+    get(path, srv.merchant_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    assert_int_equal(json_array_size(jpath(r.json, "data")), 3);
+    h_resp_free(&r);
+}
+
+static void test_over_refund_is_400_amount_too_large_and_changes_nothing(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    paid_order(5000, order, pay_id);
+    h_resp r;
+    refund(pay_id, 5001, NULL, &r);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_too_large", "amount");
+    h_resp_free(&r);
+    expect_money(pay_id, order, "succeeded", 0, "paid");
+    expect_reconciled(pay_id, 0, 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE payment_id = '%s'", pay_id), 0);
+
+    refund_ok(pay_id, 4000, 4000);
+    refund(pay_id, 1001, NULL, &r);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_too_large", "amount");
+    h_resp_free(&r);
+    expect_money(pay_id, order, "partially_refunded", 4000, "partially_refunded");
+    expect_reconciled(pay_id, 4000, 1);
+
+    refund(pay_id, 0, NULL, &r);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_invalid", "amount");
+    h_resp_free(&r);
+    refund(pay_id, 10, ",\"reason\":\"because\"", &r);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", "reason");
+    h_resp_free(&r);
+    post("/v1/refunds", srv.merchant_auth, "{\"payment\":\"pay_doesnotexist\",\"amount\":10}", &r);
+    EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
+    h_resp_free(&r);
+}
+
+static void test_refund_of_unpaid_payment_is_409(void **state)
+{
+    (void)state;
+    h_resp r;
+    /* An authorization not yet captured. */
+    post("/v1/orders", srv.merchant_auth, "{\"currency\":\"USD\",\"items\":[{\"name\":\"Held\",\"unit_amount\":900}]}",
+         &r);
+    EXPECT_STATUS(&r, 201);
+    char order[64], body[256], pay_id[64];
+    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    h_resp_free(&r);
+    snprintf(body, sizeof body,
+             "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true,\"capture_method\":\"manual\"}",
+             order);
+    post("/v1/payments", srv.merchant_auth, body, &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(rstr(&r, "status"), "requires_capture");
+    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    h_resp_free(&r);
+    refund(pay_id, 100, NULL, &r);
+    EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_refundable", "payment");
+    h_resp_free(&r);
+
+    /* A declined payment. */
+    post("/v1/orders", srv.merchant_auth, "{\"currency\":\"USD\",\"items\":[{\"name\":\"No\",\"unit_amount\":900}]}", &r);
+    EXPECT_STATUS(&r, 201);
+    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    h_resp_free(&r);
+    snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_chargeDeclined\",\"confirm\":true}",
+             order);
+    post("/v1/payments", srv.merchant_auth, body, &r);
+    EXPECT_STATUS(&r, 402);
+    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "payment.id"));
+    h_resp_free(&r);
+    refund(pay_id, -1, NULL, &r);
+    EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_refundable", "payment");
+    h_resp_free(&r);
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE order_id = '%s'", order), 0);
+}
+
+static void test_end_user_cannot_create_refunds(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    paid_order(700, order, pay_id);
+    char *jwt = h_jwt_hs256(h_jwt_secret(), "refund_user", (long long)time(NULL) + 600);
+    assert_non_null(jwt);
+    char auth[1024], body[128];
+    snprintf(auth, sizeof auth, "Bearer %s", jwt);
+    free(jwt);
+    snprintf(body, sizeof body, "{\"payment\":\"%s\"}", pay_id);
+    h_resp r;
+    post("/v1/refunds", auth, body, &r);
+    EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
+    h_resp_free(&r);
+    expect_reconciled(pay_id, 0, 0);
+}
+
+/* One racing refund request. */
+typedef struct racer {
+    pthread_barrier_t *start;
+    const char *body;
+    h_resp r;
+    int rc;
+} racer;
+
+static void *racer_main(void *arg)
+{
+    racer *x = arg;
+    pthread_barrier_wait(x->start);
+    x->rc = h_post_json(&srv, "/v1/refunds", srv.merchant_auth, NULL, x->body, &x->r);
+    return NULL;
+}
+
+#define RACERS 50
+
+static void test_fifty_concurrent_ten_percent_refunds_exactly_ten_succeed_and_ledger_reconciles(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64], body[128];
+    paid_order(5000, order, pay_id);
+    snprintf(body, sizeof body, "{\"payment\":\"%s\",\"amount\":500}", pay_id);
+
+    static racer racers[RACERS];
+    pthread_t threads[RACERS];
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, RACERS), 0);
+    for (int i = 0; i < RACERS; i++) {
+        memset(&racers[i], 0, sizeof racers[i]);
+        racers[i].start = &start;
+        racers[i].body = body;
+        assert_int_equal(pthread_create(&threads[i], NULL, racer_main, &racers[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++) pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+
+    int created = 0, too_large = 0, other = 0;
+    for (int i = 0; i < RACERS; i++) {
+        racer *x = &racers[i];
+        const char *code = h_err_code(&x->r);
+        if (x->rc == 0 && x->r.status == 201 && rstr(&x->r, "status") && !strcmp(rstr(&x->r, "status"), "succeeded") &&
+            rint_(&x->r, "amount") == 500)
+            created++;
+        else if (x->rc == 0 && x->r.status == 400 && code && !strcmp(code, "amount_too_large"))
+            too_large++;
+        else {
+            other++;
+            print_error("unexpected answer %ld: %s\n", x->r.status, x->r.body ? x->r.body : x->r.error);
+        }
+    }
+    for (int i = 0; i < RACERS; i++) h_resp_free(&racers[i].r);
+    assert_int_equal(other, 0);
+    assert_int_equal(created, 10);
+    assert_int_equal(too_large, 40);
+
+    expect_reconciled(pay_id, 5000, 10);
+    assert_int_equal(sql_int("SELECT amount_captured FROM payments WHERE id = '%s'", pay_id), 5000);
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE payment_id = '%s'", pay_id), 10);
+    expect_money(pay_id, order, "refunded", 5000, "refunded");
+    /* The mock refunded exactly what payd recorded. */
+    char path[160];
+    snprintf(path, sizeof path, "/mock/stats?payment_id=%s", pay_id);
+    h_resp r;
+    get(path, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    assert_int_equal(rint_(&r, "refunds"), 10);
+    h_resp_free(&r);
+}
+
+static void test_payd_stops_cleanly_without_sanitizer_reports(void **state)
+{
+    (void)state;
+    assert_int_equal(h_payd_stop(&srv), 0);
+    assert_int_equal(h_log_contains(&srv, "AddressSanitizer"), 0);
+    assert_int_equal(h_log_contains(&srv, "runtime error:"), 0);
+}
+
+int main(void)
+{
+    if (h_init() != 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_refund_refunds_payment_and_order_with_one_ledger_row),
+        cmocka_unit_test(test_partial_refund_leaves_payment_and_order_partially_refunded),
+        cmocka_unit_test(test_several_partial_refunds_summing_to_the_total_refund_it),
+        cmocka_unit_test(test_over_refund_is_400_amount_too_large_and_changes_nothing),
+        cmocka_unit_test(test_refund_of_unpaid_payment_is_409),
+        cmocka_unit_test(test_end_user_cannot_create_refunds),
+        cmocka_unit_test(test_fifty_concurrent_ten_percent_refunds_exactly_ten_succeed_and_ledger_reconciles),
+        cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
+    };
+    return cmocka_run_group_tests_name("refunds", tests, setup, teardown);
+}
