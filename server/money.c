@@ -60,15 +60,22 @@ int money_currency_normalize(const char *in, char out[4])
     return money_exponent(out) < 0 ? -1 : 0;
 }
 
+/* Formats a minor-unit amount as a decimal string. 0, or -1 for an
+ * unknown currency or when `buf` is too small. */
 int money_format(int64_t amount, const char *currency, char *buf, size_t len)
 {
     int exp = money_exponent(currency);
     if (exp < 0) return -1;
     int neg = amount < 0;
     uint64_t v = neg ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
-    if (exp == 0) return snprintf(buf, len, "%s%llu", neg ? "-" : "", (unsigned long long)v) < 0 ? -1 : 0;
-    uint64_t scale = 1;
-    for (int i = 0; i < exp; i++) scale *= 10;
-    return snprintf(buf, len, "%s%llu.%0*llu", neg ? "-" : "", (unsigned long long)(v / scale), exp,
-                    (unsigned long long)(v % scale)) < 0 ? -1 : 0;
+    int n;
+    if (exp == 0) {
+        n = snprintf(buf, len, "%s%llu", neg ? "-" : "", (unsigned long long)v);
+    } else {
+        uint64_t scale = 1;
+        for (int i = 0; i < exp; i++) scale *= 10;
+        n = snprintf(buf, len, "%s%llu.%0*llu", neg ? "-" : "", (unsigned long long)(v / scale), exp,
+                     (unsigned long long)(v % scale));
+    }
+    return n < 0 || (size_t)n >= len ? -1 : 0;
 }
