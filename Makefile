@@ -76,7 +76,7 @@ $(BUILD)/payd: $(SERVER_OBJ)
 MODULE_LIBS_smtp := -ljansson
 MODULE_LIBS_stripe := -ljansson
 .SECONDEXPANSION:
-$(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) sdk/include/payd/module.h
+$(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) $$(wildcard modules/%/templates/*) sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden -Imodules/$* \
 	    $(filter %.c,$^) -o $@ $(LDFLAGS_SAN) -lpthread $(MODULE_LIBS_$*)

@@ -448,7 +448,13 @@ static int svc_http(const payd_host *h, const payd_http_request *req, payd_http_
         curl_easy_setopt(c, CURLOPT_READFUNCTION, http_on_upload);
         curl_easy_setopt(c, CURLOPT_READDATA, &cap);
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-        if (strncmp(req->url, "smtps", 5) != 0) curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+        if (strncmp(req->url, "smtps", 5) != 0) {
+            /* STARTTLS is required, except towards a relay on this machine. */
+            int loopback = strncmp(req->url, "smtp://127.", 11) == 0 ||
+                           strncmp(req->url, "smtp://localhost", 16) == 0 ||
+                           strncmp(req->url, "smtp://[::1]", 12) == 0;
+            curl_easy_setopt(c, CURLOPT_USE_SSL, (long)(loopback ? CURLUSESSL_TRY : CURLUSESSL_ALL));
+        }
     } else {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
         if (req->body) {
@@ -482,6 +488,9 @@ static int svc_http(const payd_host *h, const payd_http_request *req, payd_http_
                      curl_easy_strerror(cc));
         }
         rc = cc == CURLE_OUT_OF_MEMORY ? PAYD_E_NOMEM : PAYD_E_TRANSIENT;
+        /* An SMTP server's rejection fails the transfer but keeps its reply
+         * code, which tells permanent (5xx) from temporary (4xx). */
+        if (smtp) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
         res->body = arena_strndup(a, cap.body.data ? cap.body.data : "", cap.body.len);
