@@ -27,7 +27,8 @@
 
 
 STORE_STMT(stmt_lock,
-           "SELECT p.*, " PAYMENT_JSON " AS j FROM payments p WHERE p.id = $1 FOR UPDATE");
+           "SELECT p.*, o.number AS order_number, o.customer_email, " PAYMENT_JSON " AS j"
+           " FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = $1 FOR UPDATE OF p");
 STORE_STMT(stmt_save,
            "UPDATE payments p SET status = $2, provider_ref = $3, amount_capturable = $4::bigint,"
            " amount_captured = $5::bigint, amount_refunded = $6::bigint, amount_refund_pending = $7::bigint,"
@@ -35,7 +36,8 @@ STORE_STMT(stmt_save,
            " next_action = $12::jsonb, failure_code = $13, failure_message = $14, outcome_unknown = $15::boolean,"
            " pending_op = $16, op_attempt = $17::int, janitor_attempts = $18::int,"
            " janitor_next_at = CASE WHEN $19::int < 0 THEN NULL ELSE now() + make_interval(secs => $19::int) END,"
-           " needs_review = $20::boolean, pending_amount = $21::bigint, updated_at = now()"
+           " needs_review = $20::boolean, pending_amount = $21::bigint, pending_confirm = $22::boolean,"
+           " updated_at = now()"
            " WHERE id = $1 RETURNING " PAYMENT_JSON " AS j");
 
 static const char *const allowed_moves[][2] = {
@@ -100,6 +102,11 @@ int payment_lock(op_ctx *x, store_conn *c, const char *id, payment_row *p)
     p->return_url = col(x, r, "return_url");
     p->client_secret = col(x, r, "client_secret");
     p->customer_ref = col(x, r, "customer_ref");
+    p->description = col(x, r, "description");
+    p->statement_descriptor_suffix = col(x, r, "statement_descriptor_suffix");
+    p->order_number = col(x, r, "order_number");
+    p->customer_email = col(x, r, "customer_email");
+    p->pending_confirm = strcmp(store_val(r, 0, "pending_confirm"), "t") == 0;
     p->next_action = col(x, r, "next_action");
     p->failure_code = col(x, r, "failure_code");
     p->failure_message = col(x, r, "failure_message");
@@ -141,9 +148,10 @@ int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, c
                             p->client_secret, p->next_action, p->failure_code, p->failure_message,
                             p->outcome_unknown ? "true" : "false", p->pending_op, attempt, jattempts,
                             delay, p->needs_review ? "true" : "false",
-                            p->pending_op ? amounts[5] : NULL};
+                            p->pending_op ? amounts[5] : NULL,
+                            p->pending_op && p->pending_confirm ? "true" : "false"};
     PGresult *r = NULL;
-    int rc = store_query(c, &stmt_save, 21, params, &r);
+    int rc = store_query(c, &stmt_save, 22, params, &r);
     if (rc != STORE_OK) return rc;
     const char *text = store_val(r, 0, "j");
     json_t *after = json_loads(text, 0, NULL);

@@ -18,6 +18,9 @@ typedef struct payment_row {
     int64_t amount, amount_capturable, amount_captured, amount_refunded;
     int64_t amount_refund_pending, amount_disputed;
     int64_t pending_amount;   /* the amount the pending operation asked for (capture) */
+    int pending_confirm;      /* the pending create asked to confirm too */
+    const char *description, *statement_descriptor_suffix;
+    const char *order_number, *customer_email; /* from the order, for the provider */
     int op_attempt, janitor_attempts, outcome_unknown, needs_review;
     int janitor_delay_s;      /* -1 = none; set to schedule the janitor */
     const char *provider_request_id; /* the provider's request id, kept in the audit row */

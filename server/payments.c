@@ -41,9 +41,10 @@
 
 STORE_STMT(stmt_insert,
            "INSERT INTO payments (id, order_id, user_id, gateway, status, currency, amount, capture_method,"
-           " payment_method, return_url, pending_op, janitor_next_at, customer_id, customer_ref)"
+           " payment_method, return_url, pending_op, janitor_next_at, customer_id, customer_ref,"
+           " pending_confirm, description, statement_descriptor_suffix)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10, 'create', now() + make_interval(secs => $11::int),"
-           " $12, $13)");
+           " $12, $13, $14::boolean, $15, $16)");
 
 static const char *const payment_keys[] = {"order", "gateway", "payment_method", "capture_method",
                                            "return_url", "confirm", "description",
@@ -125,6 +126,10 @@ static int payment_call(op_ctx *x, instance *gw, const char *op, const payment_r
     req.provider_ref = p->provider_ref;
     req.payment_method = raw_method ? raw_method : p->payment_method;
     req.customer_ref = p->customer_ref;
+    req.order_number = p->order_number;
+    req.customer_email = p->customer_email;
+    req.description = p->description;
+    req.statement_descriptor_suffix = p->statement_descriptor_suffix;
     req.capture_method = strcmp(p->capture_method, "manual") == 0 ? PAYD_CAPTURE_MANUAL : PAYD_CAPTURE_AUTOMATIC;
     req.confirm = confirm;
     req.return_url = p->return_url;
@@ -270,6 +275,8 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     const char *method = opt_string(in, "payment_method", 200, f, &bad);
     const char *capture = opt_string(in, "capture_method", 16, f, &bad);
     const char *return_url = opt_string(in, "return_url", 2048, f, &bad);
+    const char *description = opt_string(in, "description", 500, f, &bad);
+    const char *descriptor = opt_string(in, "statement_descriptor_suffix", 22, f, &bad);
     if (bad) return -1;
     if (!order_id) return fault_invalid(f, "parameter_missing", "order", "order is required");
     if (capture && strcmp(capture, "automatic") && strcmp(capture, "manual"))
@@ -328,8 +335,8 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
                                 method ? "requires_confirmation" : "requires_payment_method",
                                 o.currency, amount, manual ? "manual" : "automatic",
                                 method_for_storage(x, method), return_url, lease, customer_id,
-                                customer_ref};
-        rc = store_query(c, &stmt_insert, 13, params, NULL);
+                                customer_ref, confirm ? "true" : "false", description, descriptor};
+        rc = store_query(c, &stmt_insert, 16, params, NULL);
         if (rc == STORE_E_CONFLICT)
             refused = fault_set(f, 409, "invalid_request_error", "order_payment_in_progress", "order",
                                 "the order already has a payment in progress");
@@ -354,7 +361,9 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     payment_row p = {.id = id, .order_id = o.id, .gateway = gw->name, .currency = o.currency,
                      .amount = o.total, .capture_method = manual ? "manual" : "automatic",
                      .payment_method = method, .return_url = return_url, .op_attempt = 1,
-                     .customer_ref = customer_ref};
+                     .customer_ref = customer_ref, .description = description,
+                     .statement_descriptor_suffix = descriptor, .order_number = o.number,
+                     .customer_email = o.customer_email[0] ? o.customer_email : NULL};
     payd_payment_res res;
     payd_error e;
     int mrc = payment_call(x, gw, "create", &p, raw_method ? raw_method : method, confirm, 0, &res, &e);
@@ -552,8 +561,10 @@ int payments_resolve(op_ctx *x, const char *id)
     const char *op = p.pending_op ? p.pending_op : "retrieve";
     payd_payment_res res;
     payd_error e;
-    /* Re-issue with the original parameters: same key, same amount. */
-    int mrc = payment_call(x, gw, op, &p, NULL, 1, p.pending_amount, &res, &e);
+    /* Re-issue with the original parameters: same key, same confirm flag,
+     * same amount, or the provider rightly refuses the key's reuse. */
+    int confirm = strcmp(op, "create") == 0 ? p.pending_confirm : 1;
+    int mrc = payment_call(x, gw, op, &p, NULL, confirm, p.pending_amount, &res, &e);
     payment_row_release(&p);
 
     if (!strcmp(op, "retrieve") || mrc == PAYD_E_TRANSIENT) {

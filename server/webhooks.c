@@ -183,7 +183,8 @@ int webhooks_receive(op_ctx *x, const char *gateway, const payd_header *headers,
     if (src == STORE_OK && PQntuples(ins) == 0) {
         status = "duplicate";
         metrics_count(METRIC_WEBHOOK_DUPLICATE);
-    } else if (src == STORE_OK && type == PAYD_EV_IGNORED) {
+    } else if (src == STORE_OK && (type == PAYD_EV_IGNORED || type == PAYD_EV_METHOD_ATTACHED)) {
+        /* Nothing in payd follows from it: recorded, not applied. */
         status = "ignored";
     } else if (src == STORE_OK) {
         const char *fp[] = {ev.payment_id, ev.provider_ref, gateway};
