@@ -46,12 +46,16 @@ static const char *const event_names[] = {
 };
 #define EVENT_TYPE_COUNT ((int)(sizeof event_names / sizeof event_names[0]))
 
+/* A refund the provider knows and payd does not (made in the provider's
+ * dashboard, say): kept as unmatched, like an unknown payment. */
+#define APPLY_UNKNOWN_REFUND 3
+
 STORE_STMT(stmt_insert,
            "INSERT INTO webhook_events (gateway, provider_event_id, event_type, provider_type, payment_id,"
            " provider_ref, refund_id, refund_ref, amount, currency, failure_code, failure_message,"
            " occurred_at, body, status)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $10, $11, $12,"
-           " CASE WHEN $13::bigint > 0 THEN to_timestamp($13::bigint) END, $14, CASE WHEN $3 = 'ignored' THEN 'ignored' ELSE 'applied' END)"
+           " CASE WHEN $13::bigint > 0 THEN to_timestamp($13::bigint) END, $14, CASE WHEN $3 IN ('ignored', 'method.attached') THEN 'ignored' ELSE 'applied' END)"
            " ON CONFLICT (gateway, provider_event_id) DO NOTHING RETURNING id");
 STORE_STMT(stmt_mark, "UPDATE webhook_events SET status = $2, note = $3 WHERE id = $1::bigint");
 STORE_STMT(stmt_find_payment,
@@ -124,7 +128,7 @@ static int apply_event(op_ctx *x, store_conn *c, payment_row *p, const payd_even
         int rc = refunds_apply_outcome(x, c, p, ev->refund_id, ev->refund_ref,
                                        ev->type == PAYD_EV_REFUND_SUCCEEDED, ev->failure_code,
                                        ev->failure_message);
-        return rc == 1 ? APPLY_STALE : rc;
+        return rc == 1 ? APPLY_UNKNOWN_REFUND : rc;
     }
     case PAYD_EV_DISPUTE_CREATED:
     case PAYD_EV_DISPUTE_CLOSED: return apply_dispute(x, c, p, ev);
@@ -137,7 +141,12 @@ static int apply_event(op_ctx *x, store_conn *c, payment_row *p, const payd_even
 
 static const char *outcome_name(int applied)
 {
-    return applied == APPLY_APPLIED ? "applied" : applied == APPLY_STALE ? "stale" : "ignored";
+    switch (applied) {
+    case APPLY_APPLIED: return "applied";
+    case APPLY_STALE: return "stale";
+    case APPLY_UNKNOWN_REFUND: return "unmatched";
+    default: return "ignored";
+    }
 }
 
 int webhooks_receive(op_ctx *x, const char *gateway, const payd_header *headers, size_t header_count,
