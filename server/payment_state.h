@@ -66,7 +66,7 @@ int payment_transition_allowed(const char *from, const char *to);
 int payment_status_is_settled(const char *status);
 
 /* Outcome of applying a view. */
-enum { APPLY_APPLIED = 0, APPLY_STALE = 1, APPLY_NOOP = 2 };
+enum { APPLY_APPLIED = 0, APPLY_STALE = 1, APPLY_NOOP = 2, APPLY_UNKNOWN = 3 /* no such object */ };
 
 /*
  * Applies a provider's view to a locked payment: status, amounts, ledger

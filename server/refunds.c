@@ -416,6 +416,7 @@ int refunds_apply_outcome(op_ctx *x, store_conn *c, payment_row *p, const char *
 {
     refund_row r;
     int rc = refund_lock(x, c, refund_id, refund_id ? NULL : refund_ref, p->gateway, &r);
+    if (rc == 1) return APPLY_UNKNOWN;
     if (rc != STORE_OK) return rc;
     if (strcmp(r.payment_id, p->id) != 0 || strcmp(r.status, "pending") != 0) {
         json_decref(r.before);

@@ -18,8 +18,8 @@ int refunds_resolve(op_ctx *x, const char *id);
 /*
  * Webhooks: a provider says a refund succeeded or failed. Locks the
  * payment (already locked by the caller: pass it) and the refund found by
- * payd id or provider ref. Returns APPLY_* or a STORE_E_* code; 1 when the
- * refund is unknown.
+ * payd id or provider ref. Returns APPLY_* (APPLY_UNKNOWN when payd does not
+ * know the refund) or a STORE_E_* code.
  */
 int refunds_apply_outcome(op_ctx *x, store_conn *c, payment_row *p, const char *refund_id,
                           const char *refund_ref, int succeeded, const char *failure_code,

@@ -46,9 +46,6 @@ static const char *const event_names[] = {
 };
 #define EVENT_TYPE_COUNT ((int)(sizeof event_names / sizeof event_names[0]))
 
-/* A refund the provider knows and payd does not (made in the provider's
- * dashboard, say): kept as unmatched, like an unknown payment. */
-#define APPLY_UNKNOWN_REFUND 3
 
 STORE_STMT(stmt_insert,
            "INSERT INTO webhook_events (gateway, provider_event_id, event_type, provider_type, payment_id,"
@@ -128,7 +125,7 @@ static int apply_event(op_ctx *x, store_conn *c, payment_row *p, const payd_even
         int rc = refunds_apply_outcome(x, c, p, ev->refund_id, ev->refund_ref,
                                        ev->type == PAYD_EV_REFUND_SUCCEEDED, ev->failure_code,
                                        ev->failure_message);
-        return rc == 1 ? APPLY_UNKNOWN_REFUND : rc;
+        return rc;
     }
     case PAYD_EV_DISPUTE_CREATED:
     case PAYD_EV_DISPUTE_CLOSED: return apply_dispute(x, c, p, ev);
@@ -144,7 +141,7 @@ static const char *outcome_name(int applied)
     switch (applied) {
     case APPLY_APPLIED: return "applied";
     case APPLY_STALE: return "stale";
-    case APPLY_UNKNOWN_REFUND: return "unmatched";
+    case APPLY_UNKNOWN: return "unmatched"; /* e.g. a refund made in the provider's dashboard */
     default: return "ignored";
     }
 }
