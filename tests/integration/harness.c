@@ -12,6 +12,10 @@
  */
 #include "harness.h"
 
+#include <setjmp.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1014,4 +1018,76 @@ char *h_jwt_hs256(const char *secret, const char *sub, long long exp)
     char *jwt = h_jwt_hs256_claims(secret, text);
     free(text);
     return jwt;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading answers and asserting on them.                                   */
+/* ------------------------------------------------------------------------ */
+
+json_t *h_jpath(json_t *v, const char *path)
+{
+    char key[128];
+    while (v && path && *path) {
+        size_t n = strcspn(path, ".");
+        if (n >= sizeof key) return NULL;
+        memcpy(key, path, n);
+        key[n] = '\0';
+        if (json_is_array(v)) {
+            char *end = NULL;
+            long i = strtol(key, &end, 10);
+            v = end && *end == '\0' && i >= 0 ? json_array_get(v, (size_t)i) : NULL;
+        } else {
+            v = json_object_get(v, key);
+        }
+        path += n;
+        if (*path == '.') path++;
+    }
+    return v;
+}
+
+const char *h_rstr(const h_resp *r, const char *path)
+{
+    return json_string_value(h_jpath(r->json, path));
+}
+
+long long h_rint(const h_resp *r, const char *path)
+{
+    json_t *v = h_jpath(r->json, path);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
+}
+
+int h_rbool(const h_resp *r, const char *path)
+{
+    json_t *v = h_jpath(r->json, path);
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+void h_expect_status_at(const h_resp *r, long want, const char *file, int line)
+{
+    if (r->status != want) {
+        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status, r->body ? r->body : r->error);
+        _fail(file, line);
+    }
+}
+
+void h_expect_str_at(const char *got, const char *want, const char *what, const char *file, int line)
+{
+    if (!got || strcmp(got, want) != 0) {
+        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "", got ? got : "(null)",
+                    got ? "\"" : "");
+        _fail(file, line);
+    }
+}
+
+void h_expect_error_at(const h_resp *r, long status, const char *type, const char *code,
+                       const char *param, const char *file, int line)
+{
+    h_expect_status_at(r, status, file, line);
+    h_expect_str_at(h_err_type(r), type, "error.type", file, line);
+    h_expect_str_at(h_err_code(r), code, "error.code", file, line);
+    if (param) h_expect_str_at(h_rstr(r, "error.param"), param, "error.param", file, line);
+    if (!h_rstr(r, "error.request_id")) {
+        print_error("error without request_id: %s\n", r->body ? r->body : "");
+        _fail(file, line);
+    }
 }

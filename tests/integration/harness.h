@@ -293,4 +293,29 @@ char *h_jwt_hs256(const char *secret, const char *sub, long long exp);
 /* An HS256 JWT with any claims, given as a JSON object text. */
 char *h_jwt_hs256_claims(const char *secret, const char *claims_json);
 
+
+/* ------------------------------------------------------------------------ */
+/* Reading answers and asserting on them (cmocka).                          */
+/* ------------------------------------------------------------------------ */
+
+/* The value at a dotted path ("error.code", "data.0.id") or NULL. */
+json_t *h_jpath(json_t *v, const char *path);
+/* A response's string / integer / boolean at `path`: NULL, LLONG_MIN, -1
+ * when absent or of another type. */
+const char *h_rstr(const h_resp *r, const char *path);
+long long h_rint(const h_resp *r, const char *path);
+int h_rbool(const h_resp *r, const char *path);
+
+/* Fail the running cmocka test, printing what was expected and got. */
+void h_expect_status_at(const h_resp *r, long want, const char *file, int line);
+void h_expect_str_at(const char *got, const char *want, const char *what, const char *file, int line);
+/* The one error shape: status, type, code, (unless NULL) param, request_id. */
+void h_expect_error_at(const h_resp *r, long status, const char *type, const char *code,
+                       const char *param, const char *file, int line);
+
+#define EXPECT_STATUS(r, want) h_expect_status_at((r), (want), __FILE__, __LINE__)
+#define EXPECT_STR(got, want) h_expect_str_at((got), (want), #got, __FILE__, __LINE__)
+#define EXPECT_ERROR(r, status, type, code, param) \
+    h_expect_error_at((r), (status), (type), (code), (param), __FILE__, __LINE__)
+
 #endif

@@ -31,71 +31,6 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* A member by dotted path ("error.param", "data.0.id"), or NULL. */
-__attribute__((unused)) static json_t *jpath(json_t *v, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
-        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10)) : json_object_get(v, tok);
-    return v;
-}
-
-__attribute__((unused)) static const char *rstr(const h_resp *r, const char *path)
-{
-    return json_string_value(jpath(r->json, path));
-}
-
-/* An integer member, or LLONG_MIN when absent or not an integer. */
-__attribute__((unused)) static long long rint_(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
-}
-
-__attribute__((unused)) static int rbool(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_boolean(v) ? json_is_true(v) : -1;
-}
-
-static void expect_status_at(const h_resp *r, long want, const char *file, int line)
-{
-    if (r->status != want) {
-        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
-                    r->body ? r->body : r->error);
-        _fail(file, line);
-    }
-}
-#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
-
-static void expect_str_at(const char *got, const char *want, const char *what, const char *file,
-                          int line)
-{
-    if (!got || strcmp(got, want) != 0) {
-        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "",
-                    got ? got : "(null)", got ? "\"" : "");
-        _fail(file, line);
-    }
-}
-#define EXPECT_STR(got, want) expect_str_at((got), (want), #got, __FILE__, __LINE__)
-
-/* The one error shape: status, type, code and (unless NULL) param. */
-static void expect_error_at(const h_resp *r, long status, const char *type, const char *code,
-                            const char *param, const char *file, int line)
-{
-    expect_status_at(r, status, file, line);
-    expect_str_at(h_err_type(r), type, "error.type", file, line);
-    expect_str_at(h_err_code(r), code, "error.code", file, line);
-    if (param) expect_str_at(rstr(r, "error.param"), param, "error.param", file, line);
-    if (!rstr(r, "error.request_id")) {
-        print_error("error without request_id: %s\n", r->body);
-        _fail(file, line);
-    }
-}
-#define EXPECT_ERROR(r, status, type, code, param) \
-    expect_error_at((r), (status), (type), (code), (param), __FILE__, __LINE__)
 
 __attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
 {
@@ -135,11 +70,11 @@ static int listed(const char *auth, const char *id)
     h_resp r;
     get("/v1/orders?limit=100", auth, &r);
     EXPECT_STATUS(&r, 200);
-    json_t *data = jpath(r.json, "data");
+    json_t *data = h_jpath(r.json, "data");
     assert_true(json_is_array(data));
     int found = 0;
     for (size_t i = 0; i < json_array_size(data); i++) {
-        const char *got = json_string_value(jpath(json_array_get(data, i), "id"));
+        const char *got = json_string_value(h_jpath(json_array_get(data, i), "id"));
         found |= got && !strcmp(got, id);
     }
     h_resp_free(&r);
@@ -285,9 +220,9 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     h_resp r;
     post("/v1/orders", alice, order_body, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "user_id"), "alice");
+    EXPECT_STR(h_rstr(&r, "user_id"), "alice");
     char id[64];
-    snprintf(id, sizeof id, "%s", rstr(&r, "id"));
+    snprintf(id, sizeof id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT count(*) FROM orders WHERE id = '%s' AND user_id = 'alice'", id), 1);
 
@@ -295,7 +230,7 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     post("/v1/orders", alice,
          "{\"currency\":\"USD\",\"user_id\":\"bob\",\"items\":[{\"name\":\"Gift\",\"unit_amount\":100}]}", &r);
     assert_true(r.status == 201 || r.status == 400);
-    if (r.status == 201) EXPECT_STR(rstr(&r, "user_id"), "alice");
+    if (r.status == 201) EXPECT_STR(h_rstr(&r, "user_id"), "alice");
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT count(*) FROM orders WHERE user_id = 'bob'"), 0);
 
@@ -303,7 +238,7 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     snprintf(path, sizeof path, "/v1/orders/%s", id);
     get(path, alice, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "id"), id);
+    EXPECT_STR(h_rstr(&r, "id"), id);
     h_resp_free(&r);
     get(path, bob, &r);
     EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
@@ -313,7 +248,7 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     /* Even asking for alice's orders by filter shows bob nothing. */
     get("/v1/orders?user_id=alice", bob, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(json_array_size(jpath(r.json, "data")), 0);
+    assert_int_equal(json_array_size(h_jpath(r.json, "data")), 0);
     h_resp_free(&r);
 
     /* Bob can neither cancel nor pay alice's order. */
@@ -330,9 +265,9 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     /* Alice pays; her payment is hers alone. */
     post("/v1/payments", alice, body, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     char pay_id[64];
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(path, sizeof path, "/v1/payments/%s", pay_id);
     get(path, alice, &r);
@@ -344,12 +279,12 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     snprintf(path, sizeof path, "/v1/payments?order_id=%s", id);
     get(path, bob, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(json_array_size(jpath(r.json, "data")), 0);
+    assert_int_equal(json_array_size(h_jpath(r.json, "data")), 0);
     h_resp_free(&r);
     /* Keys see everything. */
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(json_array_size(jpath(r.json, "data")), 1);
+    assert_int_equal(json_array_size(h_jpath(r.json, "data")), 1);
     h_resp_free(&r);
 }
 
@@ -448,8 +383,8 @@ static void test_luhn_invalid_and_short_or_long_digit_runs_pass_the_guard(void *
          "\"metadata\":{\"tracking\":\"123456789012\",\"ref\":\"41111111111111111111\"}}",
          &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "items.0.name"), "SKU 4111111111111112");
-    EXPECT_STR(rstr(&r, "metadata.tracking"), "123456789012");
+    EXPECT_STR(h_rstr(&r, "items.0.name"), "SKU 4111111111111112");
+    EXPECT_STR(h_rstr(&r, "metadata.tracking"), "123456789012");
     h_resp_free(&r);
 }
 
@@ -460,27 +395,27 @@ static void test_mock_test_card_as_payment_method_succeeds_but_is_never_stored_o
     post("/v1/orders", srv.merchant_auth, order_body, &r);
     EXPECT_STATUS(&r, 201);
     char order[64], body[256];
-    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"4242424242424242\",\"confirm\":true}", order);
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     assert_null(strstr(r.body, "4242424242424242"));
     char pay_id[64];
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     /* With separators too, on another order. */
     post("/v1/orders", srv.merchant_auth, order_body, &r);
     EXPECT_STATUS(&r, 201);
-    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"4242 4242 4242 4242\",\"confirm\":true}",
              order);
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);
 
     /* A test card elsewhere in a payment body is still refused. */
@@ -520,13 +455,13 @@ static void test_audit_log_verifies_after_checkout_and_is_append_only(void **sta
     post("/v1/orders", srv.merchant_auth, order_body, &r);
     EXPECT_STATUS(&r, 201);
     char order[64], body[256], path[160];
-    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true}", order);
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
     char pay_id[64];
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     /* Every state change left a row, with actor and request id. */
@@ -539,7 +474,7 @@ static void test_audit_log_verifies_after_checkout_and_is_append_only(void **sta
     snprintf(path, sizeof path, "/v1/admin/audit?entity=payment:%s&limit=100", pay_id);
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_true(json_array_size(jpath(r.json, "data")) >= 2);
+    assert_true(json_array_size(h_jpath(r.json, "data")) >= 2);
     h_resp_free(&r);
 
     char out[8192];
@@ -549,9 +484,9 @@ static void test_audit_log_verifies_after_checkout_and_is_append_only(void **sta
     assert_null(strstr(out, "AddressSanitizer"));
     get("/v1/admin/audit/verify", srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(rbool(&r, "ok"), 1);
-    assert_true(json_is_null(jpath(r.json, "first_broken")));
-    assert_true(rint_(&r, "rows") > 0);
+    assert_int_equal(h_rbool(&r, "ok"), 1);
+    assert_true(json_is_null(h_jpath(r.json, "first_broken")));
+    assert_true(h_rint(&r, "rows") > 0);
     h_resp_free(&r);
 
     /* Append-only, even for the superuser payd's tests connect as. */
@@ -603,14 +538,14 @@ static void test_audit_verify_detects_a_row_altered_directly_in_sql(void **state
     h_resp r;
     get("/v1/admin/audit/verify", srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(rbool(&r, "ok"), 0);
-    const char *broken = rstr(&r, "first_broken.entity");
+    assert_int_equal(h_rbool(&r, "ok"), 0);
+    const char *broken = h_rstr(&r, "first_broken.entity");
     int same = broken && !strcmp(broken, entity);
     if (!same) print_error("first_broken %s, expected entity %s seq %lld\n", r.body, entity, seq);
     free(entity);
     assert_true(same);
-    assert_int_equal(rint_(&r, "first_broken.seq"), seq);
-    assert_non_null(rstr(&r, "first_broken.reason"));
+    assert_int_equal(h_rint(&r, "first_broken.seq"), seq);
+    assert_non_null(h_rstr(&r, "first_broken.reason"));
     h_resp_free(&r);
 }
 

@@ -38,71 +38,6 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* A member by dotted path ("error.param", "data.0.id"), or NULL. */
-__attribute__((unused)) static json_t *jpath(json_t *v, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
-        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10)) : json_object_get(v, tok);
-    return v;
-}
-
-__attribute__((unused)) static const char *rstr(const h_resp *r, const char *path)
-{
-    return json_string_value(jpath(r->json, path));
-}
-
-/* An integer member, or LLONG_MIN when absent or not an integer. */
-__attribute__((unused)) static long long rint_(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
-}
-
-__attribute__((unused)) static int rbool(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_boolean(v) ? json_is_true(v) : -1;
-}
-
-static void expect_status_at(const h_resp *r, long want, const char *file, int line)
-{
-    if (r->status != want) {
-        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
-                    r->body ? r->body : r->error);
-        _fail(file, line);
-    }
-}
-#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
-
-static void expect_str_at(const char *got, const char *want, const char *what, const char *file,
-                          int line)
-{
-    if (!got || strcmp(got, want) != 0) {
-        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "",
-                    got ? got : "(null)", got ? "\"" : "");
-        _fail(file, line);
-    }
-}
-#define EXPECT_STR(got, want) expect_str_at((got), (want), #got, __FILE__, __LINE__)
-
-/* The one error shape: status, type, code and (unless NULL) param. */
-static void expect_error_at(const h_resp *r, long status, const char *type, const char *code,
-                            const char *param, const char *file, int line)
-{
-    expect_status_at(r, status, file, line);
-    expect_str_at(h_err_type(r), type, "error.type", file, line);
-    expect_str_at(h_err_code(r), code, "error.code", file, line);
-    if (param) expect_str_at(rstr(r, "error.param"), param, "error.param", file, line);
-    if (!rstr(r, "error.request_id")) {
-        print_error("error without request_id: %s\n", r->body);
-        _fail(file, line);
-    }
-}
-#define EXPECT_ERROR(r, status, type, code, param) \
-    expect_error_at((r), (status), (type), (code), (param), __FILE__, __LINE__)
 
 __attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
 {
@@ -131,8 +66,8 @@ static void order_from(const char *auth, const char *body, char id[64])
     h_resp r;
     post("/v1/orders", auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    assert_non_null(rstr(&r, "id"));
-    snprintf(id, 64, "%s", rstr(&r, "id"));
+    assert_non_null(h_rstr(&r, "id"));
+    snprintf(id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 }
 
@@ -162,8 +97,8 @@ static void pay_ok(const char *order, const char *method, const char *extra, lon
     h_resp r;
     pay(order, method, extra, &r);
     EXPECT_STATUS(&r, status);
-    assert_non_null(rstr(&r, "id"));
-    snprintf(id, 64, "%s", rstr(&r, "id"));
+    assert_non_null(h_rstr(&r, "id"));
+    snprintf(id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 }
 
@@ -180,7 +115,7 @@ static void obj_status(const char *kind, const char *id, char out[40])
 {
     h_resp r;
     get_obj(kind, id, &r);
-    snprintf(out, 40, "%s", rstr(&r, "status") ? rstr(&r, "status") : "(none)");
+    snprintf(out, 40, "%s", h_rstr(&r, "status") ? h_rstr(&r, "status") : "(none)");
     h_resp_free(&r);
 }
 
@@ -221,8 +156,8 @@ static void mock_stats(const char *pay_id, long long *intents, long long *create
     h_resp r;
     get(path, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    *intents = rint_(&r, "intents_created");
-    *create_calls = rint_(&r, "create_calls");
+    *intents = h_rint(&r, "intents_created");
+    *create_calls = h_rint(&r, "create_calls");
     h_resp_free(&r);
 }
 
@@ -242,12 +177,12 @@ static size_t events_of(const char *object_id, const char *type)
     h_resp r;
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    json_t *data = jpath(r.json, "data");
+    json_t *data = h_jpath(r.json, "data");
     assert_true(json_is_array(data));
     size_t n = json_array_size(data);
     for (size_t i = 0; i < n; i++) {
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "type")), type);
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "object_id")), object_id);
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "type")), type);
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "object_id")), object_id);
     }
     h_resp_free(&r);
     return n;
@@ -306,29 +241,29 @@ static void test_happy_path_pays_order_writes_charge_row_and_events(void **state
          "\"tax\":200,\"shipping\":500,\"subtotal\":3000,\"total\":3700,\"customer_email\":\"a@example.com\"}",
          &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "pending");
-    EXPECT_STR(rstr(&r, "currency"), "USD");
-    assert_int_equal(rint_(&r, "subtotal"), 3000);
-    assert_int_equal(rint_(&r, "total"), 3700);
-    assert_int_equal(rint_(&r, "items.0.amount"), 3000);
-    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "pending");
+    EXPECT_STR(h_rstr(&r, "currency"), "USD");
+    assert_int_equal(h_rint(&r, "subtotal"), 3000);
+    assert_int_equal(h_rint(&r, "total"), 3700);
+    assert_int_equal(h_rint(&r, "items.0.amount"), 3000);
+    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     pay(order, "pm_card_visa", NULL, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    EXPECT_STR(rstr(&r, "order_id"), order);
-    EXPECT_STR(rstr(&r, "gateway"), "mock");
-    assert_int_equal(rint_(&r, "amount"), 3700);
-    assert_int_equal(rint_(&r, "amount_captured"), 3700);
-    assert_int_equal(rint_(&r, "amount_capturable"), 0);
-    assert_int_equal(rbool(&r, "outcome_unknown"), 0);
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "order_id"), order);
+    EXPECT_STR(h_rstr(&r, "gateway"), "mock");
+    assert_int_equal(h_rint(&r, "amount"), 3700);
+    assert_int_equal(h_rint(&r, "amount_captured"), 3700);
+    assert_int_equal(h_rint(&r, "amount_capturable"), 0);
+    assert_int_equal(h_rbool(&r, "outcome_unknown"), 0);
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     get_obj("orders", order, &r);
-    EXPECT_STR(rstr(&r, "status"), "paid");
-    assert_int_equal(rint_(&r, "amount_paid"), 3700);
+    EXPECT_STR(h_rstr(&r, "status"), "paid");
+    assert_int_equal(h_rint(&r, "amount_paid"), 3700);
     h_resp_free(&r);
 
     long long n, sum;
@@ -356,12 +291,12 @@ static void test_declined_card_is_402_card_declined_and_order_can_be_paid_again(
     h_resp r;
     pay(order, "pm_card_chargeDeclined", NULL, &r);
     EXPECT_ERROR(&r, 402, "card_error", "card_declined", "payment_method");
-    EXPECT_STR(rstr(&r, "payment.status"), "failed");
-    EXPECT_STR(rstr(&r, "payment.failure_code"), "card_declined");
-    EXPECT_STR(rstr(&r, "payment.order_id"), order);
-    assert_int_equal(rint_(&r, "payment.amount_captured"), 0);
+    EXPECT_STR(h_rstr(&r, "payment.status"), "failed");
+    EXPECT_STR(h_rstr(&r, "payment.failure_code"), "card_declined");
+    EXPECT_STR(h_rstr(&r, "payment.order_id"), order);
+    assert_int_equal(h_rint(&r, "payment.amount_captured"), 0);
     char failed_id[64];
-    snprintf(failed_id, sizeof failed_id, "%s", rstr(&r, "payment.id"));
+    snprintf(failed_id, sizeof failed_id, "%s", h_rstr(&r, "payment.id"));
     h_resp_free(&r);
 
     EXPECT_ORDER_STATUS(order, "pending");
@@ -389,8 +324,8 @@ static void test_insufficient_funds_and_expired_card_decline_with_their_codes(vo
         h_resp r;
         pay(order, cases[i].method, NULL, &r);
         EXPECT_ERROR(&r, 402, "card_error", cases[i].code, "payment_method");
-        EXPECT_STR(rstr(&r, "payment.status"), "failed");
-        EXPECT_STR(rstr(&r, "payment.failure_code"), cases[i].code);
+        EXPECT_STR(h_rstr(&r, "payment.status"), "failed");
+        EXPECT_STR(h_rstr(&r, "payment.failure_code"), cases[i].code);
         h_resp_free(&r);
         EXPECT_ORDER_STATUS(order, "pending");
     }
@@ -402,9 +337,9 @@ static void start_3ds(const char *order, char pay_id[64], char page[256])
     h_resp r;
     pay(order, "pm_card_threeDSecure2Required", ",\"return_url\":\"https://shop.example/return?cart=7\"", &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "requires_action");
-    EXPECT_STR(rstr(&r, "next_action.type"), "redirect_url");
-    const char *url = rstr(&r, "next_action.url");
+    EXPECT_STR(h_rstr(&r, "status"), "requires_action");
+    EXPECT_STR(h_rstr(&r, "next_action.type"), "redirect_url");
+    const char *url = h_rstr(&r, "next_action.url");
     assert_non_null(url);
     char prefix[128];
     snprintf(prefix, sizeof prefix, "%s/mock/3ds/mock_pi_", srv.base_url);
@@ -413,7 +348,7 @@ static void start_3ds(const char *order, char pay_id[64], char page[256])
         fail();
     }
     snprintf(page, 256, "%s", url + strlen(srv.base_url));
-    snprintf(pay_id, 64, "%s", rstr(&r, "id"));
+    snprintf(pay_id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     EXPECT_ORDER_STATUS(order, "payment_pending");
 
@@ -484,8 +419,8 @@ static void test_3ds_fail_ends_failed_with_authentication_required(void **state)
     EXPECT_PAYMENT_REACHES(pay_id, "failed");
     h_resp r;
     get_obj("payments", pay_id, &r);
-    EXPECT_STR(rstr(&r, "failure_code"), "authentication_required");
-    assert_int_equal(rint_(&r, "amount_captured"), 0);
+    EXPECT_STR(h_rstr(&r, "failure_code"), "authentication_required");
+    assert_int_equal(h_rint(&r, "amount_captured"), 0);
     h_resp_free(&r);
     EXPECT_ORDER_STATUS(order, "pending");
     assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE payment_id = '%s'", pay_id), 0);
@@ -499,9 +434,9 @@ static void test_processing_card_settles_to_succeeded_via_webhook(void **state)
     h_resp r;
     pay(order, "pm_card_processing", NULL, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "processing");
-    assert_int_equal(rint_(&r, "amount_captured"), 0);
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "processing");
+    assert_int_equal(h_rint(&r, "amount_captured"), 0);
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     EXPECT_PAYMENT_REACHES(pay_id, "succeeded");
     EXPECT_ORDER_STATUS(order, "paid");
@@ -522,11 +457,11 @@ static void authorize_5000(char order[64], char pay_id[64])
     h_resp r;
     pay(order, "pm_card_visa", ",\"capture_method\":\"manual\"", &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "requires_capture");
-    EXPECT_STR(rstr(&r, "capture_method"), "manual");
-    assert_int_equal(rint_(&r, "amount_capturable"), 5000);
-    assert_int_equal(rint_(&r, "amount_captured"), 0);
-    snprintf(pay_id, 64, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "requires_capture");
+    EXPECT_STR(h_rstr(&r, "capture_method"), "manual");
+    assert_int_equal(h_rint(&r, "amount_capturable"), 5000);
+    assert_int_equal(h_rint(&r, "amount_captured"), 0);
+    snprintf(pay_id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE payment_id = '%s'", pay_id), 0);
 }
@@ -542,10 +477,10 @@ static void test_manual_capture_then_partial_capture_releases_the_rest(void **st
     h_resp r;
     post(path, srv.merchant_auth, "{\"amount\":3000}", &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    assert_int_equal(rint_(&r, "amount_captured"), 3000);
-    assert_int_equal(rint_(&r, "amount_capturable"), 0);
-    assert_int_equal(rint_(&r, "amount"), 5000);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    assert_int_equal(h_rint(&r, "amount_captured"), 3000);
+    assert_int_equal(h_rint(&r, "amount_capturable"), 0);
+    assert_int_equal(h_rint(&r, "amount"), 5000);
     h_resp_free(&r);
 
     long long n, sum;
@@ -556,14 +491,14 @@ static void test_manual_capture_then_partial_capture_releases_the_rest(void **st
     assert_int_equal(n, 0);
 
     get_obj("orders", order, &r);
-    EXPECT_STR(rstr(&r, "status"), "paid");
-    assert_int_equal(rint_(&r, "amount_paid"), 3000);
+    EXPECT_STR(h_rstr(&r, "status"), "paid");
+    assert_int_equal(h_rint(&r, "amount_paid"), 3000);
     h_resp_free(&r);
 
     /* The mock's late payment.succeeded webhook changes nothing. */
     h_sleep_ms(500);
     get_obj("payments", pay_id, &r);
-    assert_int_equal(rint_(&r, "amount_captured"), 3000);
+    assert_int_equal(h_rint(&r, "amount_captured"), 3000);
     h_resp_free(&r);
     ledger(pay_id, "capture", &n, &sum);
     assert_int_equal(n, 1);
@@ -590,15 +525,15 @@ static void test_capture_above_capturable_is_400_amount_too_large(void **state)
     h_resp_free(&r);
 
     get_obj("payments", pay_id, &r);
-    EXPECT_STR(rstr(&r, "status"), "requires_capture");
-    assert_int_equal(rint_(&r, "amount_capturable"), 5000);
+    EXPECT_STR(h_rstr(&r, "status"), "requires_capture");
+    assert_int_equal(h_rint(&r, "amount_capturable"), 5000);
     h_resp_free(&r);
 
     /* Capturing everything (no amount) still works afterwards. */
     post(path, srv.merchant_auth, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    assert_int_equal(rint_(&r, "amount_captured"), 5000);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    assert_int_equal(h_rint(&r, "amount_captured"), 5000);
     h_resp_free(&r);
     long long n, sum;
     ledger(pay_id, "capture", &n, &sum);
@@ -615,9 +550,9 @@ static void test_cancel_of_manual_authorization_cancels_and_reopens_order(void *
     h_resp r;
     post(path, srv.merchant_auth, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "canceled");
-    assert_int_equal(rint_(&r, "amount_capturable"), 0);
-    assert_int_equal(rint_(&r, "amount_captured"), 0);
+    EXPECT_STR(h_rstr(&r, "status"), "canceled");
+    assert_int_equal(h_rint(&r, "amount_capturable"), 0);
+    assert_int_equal(h_rint(&r, "amount_captured"), 0);
     h_resp_free(&r);
     EXPECT_ORDER_STATUS(order, "pending");
     assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE payment_id = '%s'", pay_id), 0);
@@ -652,7 +587,7 @@ static void test_order_total_mismatch_is_400_total_mismatch(void **state)
          "\"tax\":10,\"total\":310}",
          &r);
     EXPECT_STATUS(&r, 201);
-    assert_int_equal(rint_(&r, "total"), 310);
+    assert_int_equal(h_rint(&r, "total"), 310);
     h_resp_free(&r);
 }
 
@@ -718,7 +653,7 @@ static void test_order_negative_zero_and_too_large_amounts_name_the_field(void *
     post("/v1/orders", srv.merchant_auth,
          "{\"currency\":\"USD\",\"items\":[{\"name\":\"A\",\"unit_amount\":100000000}]}", &r);
     EXPECT_STATUS(&r, 201);
-    assert_int_equal(rint_(&r, "total"), 100000000);
+    assert_int_equal(h_rint(&r, "total"), 100000000);
     h_resp_free(&r);
 }
 
@@ -752,13 +687,13 @@ static size_t list_all(const char *query, char ids[][64], size_t max, int *pages
         h_resp r;
         get(path, srv.merchant_auth, &r);
         EXPECT_STATUS(&r, 200);
-        json_t *data = jpath(r.json, "data");
+        json_t *data = h_jpath(r.json, "data");
         assert_true(json_is_array(data));
         assert_true(json_array_size(data) <= 2);
         (*pages)++;
         for (size_t i = 0; i < json_array_size(data) && n < max; i++)
-            snprintf(ids[n++], 64, "%s", json_string_value(jpath(json_array_get(data, i), "id")));
-        int more = rbool(&r, "has_more");
+            snprintf(ids[n++], 64, "%s", json_string_value(h_jpath(json_array_get(data, i), "id")));
+        int more = h_rbool(&r, "has_more");
         assert_true(more == 0 || more == 1);
         if (more) {
             assert_int_equal(json_array_size(data), 2);
@@ -825,7 +760,7 @@ static void test_order_cancel_only_while_pending(void **state)
     h_resp r;
     post(path, srv.merchant_auth, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "cancelled");
+    EXPECT_STR(h_rstr(&r, "status"), "cancelled");
     h_resp_free(&r);
     assert_int_equal(events_of(order, "order.cancelled"), 1);
     post(path, srv.merchant_auth, NULL, &r);
@@ -882,8 +817,8 @@ static void test_fulfilment_moves_forward_only_and_only_after_payment(void **sta
     for (int i = 0; i < 3; i++) {
         patch_fulfilment(order, forward[i], &r);
         EXPECT_STATUS(&r, 200);
-        EXPECT_STR(rstr(&r, "fulfilment_status"), forward[i]);
-        EXPECT_STR(rstr(&r, "status"), "paid");
+        EXPECT_STR(h_rstr(&r, "fulfilment_status"), forward[i]);
+        EXPECT_STR(h_rstr(&r, "status"), "paid");
         h_resp_free(&r);
     }
     patch_fulfilment(order, "shipped", &r);
@@ -896,7 +831,7 @@ static void test_fulfilment_moves_forward_only_and_only_after_payment(void **sta
     EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", "fulfilment_status");
     h_resp_free(&r);
     get_obj("orders", order, &r);
-    EXPECT_STR(rstr(&r, "fulfilment_status"), "delivered");
+    EXPECT_STR(h_rstr(&r, "fulfilment_status"), "delivered");
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT count(*) FROM orders WHERE id = '%s' AND fulfilment_status = 'delivered'", order), 1);
     assert_int_equal(events_of(order, "order.fulfilment_updated"), 3);
@@ -907,7 +842,7 @@ static void test_fulfilment_moves_forward_only_and_only_after_payment(void **sta
     pay_ok(other, "pm_card_visa", NULL, 201, other_pay);
     patch_fulfilment(other, "shipped", &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "fulfilment_status"), "shipped");
+    EXPECT_STR(h_rstr(&r, "fulfilment_status"), "shipped");
     h_resp_free(&r);
     patch_fulfilment(other, "processing", &r);
     EXPECT_ERROR(&r, 400, "invalid_request_error", "invalid_transition", "fulfilment_status");
@@ -930,7 +865,7 @@ static void test_order_numbers_look_like_ord_year_sequence_and_are_unique(void *
         post("/v1/orders", srv.merchant_auth, "{\"currency\":\"USD\",\"items\":[{\"name\":\"N\",\"unit_amount\":1}]}",
              &r);
         EXPECT_STATUS(&r, 201);
-        const char *num = rstr(&r, "number");
+        const char *num = h_rstr(&r, "number");
         assert_non_null(num);
         if (regexec(&re, num, 0, NULL, 0) != 0) {
             print_error("order number %s does not look like ORD-YYYY-NNNNNN\n", num);
@@ -970,18 +905,18 @@ static void test_jpy_and_kwd_keep_exact_integer_minor_units(void **state)
         h_resp r;
         post("/v1/orders", srv.merchant_auth, body, &r);
         EXPECT_STATUS(&r, 201);
-        EXPECT_STR(rstr(&r, "currency"), cases[i].currency);
-        assert_int_equal(rint_(&r, "total"), cases[i].total);
-        snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+        EXPECT_STR(h_rstr(&r, "currency"), cases[i].currency);
+        assert_int_equal(h_rint(&r, "total"), cases[i].total);
+        snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
         h_resp_free(&r);
 
         pay(order, "pm_card_visa", NULL, &r);
         EXPECT_STATUS(&r, 201);
-        EXPECT_STR(rstr(&r, "status"), "succeeded");
-        EXPECT_STR(rstr(&r, "currency"), cases[i].currency);
-        assert_int_equal(rint_(&r, "amount"), cases[i].total);
-        assert_int_equal(rint_(&r, "amount_captured"), cases[i].total);
-        snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+        EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+        EXPECT_STR(h_rstr(&r, "currency"), cases[i].currency);
+        assert_int_equal(h_rint(&r, "amount"), cases[i].total);
+        assert_int_equal(h_rint(&r, "amount_captured"), cases[i].total);
+        snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
         h_resp_free(&r);
 
         long long n, sum;
@@ -992,7 +927,7 @@ static void test_jpy_and_kwd_keep_exact_integer_minor_units(void **state)
                                  cases[i].currency),
                          1);
         get_obj("orders", order, &r);
-        assert_int_equal(rint_(&r, "amount_paid"), cases[i].total);
+        assert_int_equal(h_rint(&r, "amount_paid"), cases[i].total);
         h_resp_free(&r);
     }
 }
@@ -1009,17 +944,17 @@ static void test_lost_response_is_202_outcome_unknown_then_janitor_resolves_with
     h_resp r;
     pay(order, "pm_card_timeout", ",\"gateway\":\"quiet\"", &r);
     EXPECT_STATUS(&r, 202);
-    EXPECT_STR(rstr(&r, "status"), "processing");
-    EXPECT_STR(rstr(&r, "gateway"), "quiet");
-    assert_int_equal(rbool(&r, "outcome_unknown"), 1);
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "processing");
+    EXPECT_STR(h_rstr(&r, "gateway"), "quiet");
+    assert_int_equal(h_rbool(&r, "outcome_unknown"), 1);
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     EXPECT_ORDER_STATUS(order, "payment_pending");
 
     EXPECT_PAYMENT_REACHES(pay_id, "succeeded");
     get_obj("payments", pay_id, &r);
-    assert_int_equal(rbool(&r, "outcome_unknown"), 0);
-    assert_int_equal(rint_(&r, "amount_captured"), 3100);
+    assert_int_equal(h_rbool(&r, "outcome_unknown"), 0);
+    assert_int_equal(h_rint(&r, "amount_captured"), 3100);
     h_resp_free(&r);
     EXPECT_ORDER_STATUS(order, "paid");
 
@@ -1040,9 +975,9 @@ static void test_always_lost_responses_keep_one_intent_and_end_in_needs_review(v
     h_resp r;
     pay(order, "pm_card_visa", ",\"gateway\":\"flaky\"", &r);
     EXPECT_STATUS(&r, 202);
-    EXPECT_STR(rstr(&r, "status"), "processing");
-    assert_int_equal(rbool(&r, "outcome_unknown"), 1);
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "processing");
+    assert_int_equal(h_rbool(&r, "outcome_unknown"), 1);
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     /* janitor_max_attempts = 3 tries, one second apart, then a human. */
@@ -1050,14 +985,14 @@ static void test_always_lost_responses_keep_one_intent_and_end_in_needs_review(v
     int review = 0;
     while (!review && h_now_ms() < deadline) {
         get_obj("payments", pay_id, &r);
-        review = rbool(&r, "needs_review") == 1;
+        review = h_rbool(&r, "needs_review") == 1;
         h_resp_free(&r);
         if (!review) h_sleep_ms(100);
     }
     assert_true(review);
     get_obj("payments", pay_id, &r);
-    EXPECT_STR(rstr(&r, "status"), "processing");
-    assert_int_equal(rbool(&r, "outcome_unknown"), 1);
+    EXPECT_STR(h_rstr(&r, "status"), "processing");
+    assert_int_equal(h_rbool(&r, "outcome_unknown"), 1);
     h_resp_free(&r);
     EXPECT_ORDER_STATUS(order, "payment_pending");
 
@@ -1101,10 +1036,10 @@ static void test_forged_webhook_is_400_and_signed_one_applies_exactly_once(void 
     h_resp r;
     pay(order, "pm_card_processing", ",\"gateway\":\"quiet\"", &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "processing");
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
-    assert_non_null(rstr(&r, "provider_ref"));
-    snprintf(ref, sizeof ref, "%s", rstr(&r, "provider_ref"));
+    EXPECT_STR(h_rstr(&r, "status"), "processing");
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
+    assert_non_null(h_rstr(&r, "provider_ref"));
+    snprintf(ref, sizeof ref, "%s", h_rstr(&r, "provider_ref"));
     h_resp_free(&r);
 
     char evt[64], body[1024], sig[256];
@@ -1146,15 +1081,15 @@ static void test_forged_webhook_is_400_and_signed_one_applies_exactly_once(void 
     /* Correctly signed: applied once; the redelivery is a duplicate. */
     post_webhook("quiet", sig, body, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "applied");
-    EXPECT_STR(rstr(&r, "event_id"), evt);
+    EXPECT_STR(h_rstr(&r, "status"), "applied");
+    EXPECT_STR(h_rstr(&r, "event_id"), evt);
     h_resp_free(&r);
     obj_status("payments", pay_id, st);
     EXPECT_STR(st, "succeeded");
     EXPECT_ORDER_STATUS(order, "paid");
     post_webhook("quiet", sig, body, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "duplicate");
+    EXPECT_STR(h_rstr(&r, "status"), "duplicate");
     h_resp_free(&r);
     long long n, sum;
     ledger(pay_id, "charge", &n, &sum);

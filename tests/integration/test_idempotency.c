@@ -29,71 +29,6 @@ static char run_tag[32]; /* makes keys unique per run */
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* A member by dotted path ("error.param", "data.0.id"), or NULL. */
-__attribute__((unused)) static json_t *jpath(json_t *v, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
-        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10)) : json_object_get(v, tok);
-    return v;
-}
-
-__attribute__((unused)) static const char *rstr(const h_resp *r, const char *path)
-{
-    return json_string_value(jpath(r->json, path));
-}
-
-/* An integer member, or LLONG_MIN when absent or not an integer. */
-__attribute__((unused)) static long long rint_(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
-}
-
-__attribute__((unused)) static int rbool(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_boolean(v) ? json_is_true(v) : -1;
-}
-
-static void expect_status_at(const h_resp *r, long want, const char *file, int line)
-{
-    if (r->status != want) {
-        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
-                    r->body ? r->body : r->error);
-        _fail(file, line);
-    }
-}
-#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
-
-static void expect_str_at(const char *got, const char *want, const char *what, const char *file,
-                          int line)
-{
-    if (!got || strcmp(got, want) != 0) {
-        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "",
-                    got ? got : "(null)", got ? "\"" : "");
-        _fail(file, line);
-    }
-}
-#define EXPECT_STR(got, want) expect_str_at((got), (want), #got, __FILE__, __LINE__)
-
-/* The one error shape: status, type, code and (unless NULL) param. */
-static void expect_error_at(const h_resp *r, long status, const char *type, const char *code,
-                            const char *param, const char *file, int line)
-{
-    expect_status_at(r, status, file, line);
-    expect_str_at(h_err_type(r), type, "error.type", file, line);
-    expect_str_at(h_err_code(r), code, "error.code", file, line);
-    if (param) expect_str_at(rstr(r, "error.param"), param, "error.param", file, line);
-    if (!rstr(r, "error.request_id")) {
-        print_error("error without request_id: %s\n", r->body);
-        _fail(file, line);
-    }
-}
-#define EXPECT_ERROR(r, status, type, code, param) \
-    expect_error_at((r), (status), (type), (code), (param), __FILE__, __LINE__)
 
 __attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
 {
@@ -157,7 +92,7 @@ static void new_order(char id[64])
     h_resp r;
     post("/v1/orders", srv.merchant_auth, order_a, &r);
     EXPECT_STATUS(&r, 201);
-    snprintf(id, 64, "%s", rstr(&r, "id"));
+    snprintf(id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 }
 
@@ -168,8 +103,8 @@ static void mock_stats(const char *pay_id, long long *intents, long long *create
     h_resp r;
     get(path, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    *intents = rint_(&r, "intents_created");
-    *create_calls = rint_(&r, "create_calls");
+    *intents = h_rint(&r, "intents_created");
+    *create_calls = h_rint(&r, "create_calls");
     h_resp_free(&r);
 }
 
@@ -223,21 +158,21 @@ static void test_replay_returns_identical_status_and_body_with_replayed_header(v
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_a, &again), 0);
     expect_same_answer(&first, &again);
     expect_replayed(&again, 1);
-    assert_int_equal(sql_int("SELECT count(*) FROM orders WHERE id = '%s'", rstr(&first, "id")), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM orders WHERE id = '%s'", h_rstr(&first, "id")), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'order:%s' AND action = 'order.created'",
-                             rstr(&first, "id")),
+                             h_rstr(&first, "id")),
                      1);
     h_resp_free(&again);
 
     /* A payment replayed does not reach the module again. */
     char body[256], pkey[96];
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true}",
-             rstr(&first, "id"));
+             h_rstr(&first, "id"));
     h_resp_free(&first);
     key_for("replay-payment", pkey);
     assert_int_equal(post_key("/v1/payments", srv.merchant_auth, pkey, body, &first), 0);
     EXPECT_STATUS(&first, 201);
-    EXPECT_STR(rstr(&first, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&first, "status"), "succeeded");
     for (int i = 0; i < 3; i++) {
         assert_int_equal(post_key("/v1/payments", srv.merchant_auth, pkey, body, &again), 0);
         expect_same_answer(&first, &again);
@@ -245,7 +180,7 @@ static void test_replay_returns_identical_status_and_body_with_replayed_header(v
         h_resp_free(&again);
     }
     long long intents, calls;
-    mock_stats(rstr(&first, "id"), &intents, &calls);
+    mock_stats(h_rstr(&first, "id"), &intents, &calls);
     assert_int_equal(intents, 1);
     assert_int_equal(calls, 1);
     h_resp_free(&first);
@@ -266,7 +201,7 @@ static void test_replay_of_a_decline_returns_the_same_402(void **state)
     expect_same_answer(&first, &again);
     expect_replayed(&again, 1);
     long long intents, calls;
-    mock_stats(rstr(&first, "payment.id"), &intents, &calls);
+    mock_stats(h_rstr(&first, "payment.id"), &intents, &calls);
     assert_int_equal(intents, 1);
     assert_int_equal(calls, 1);
     h_resp_free(&first);
@@ -283,7 +218,7 @@ static void test_same_key_with_different_body_or_path_is_400_idempotency_key_reu
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_a, &r), 0);
     EXPECT_STATUS(&r, 201);
     char first_id[64];
-    snprintf(first_id, sizeof first_id, "%s", rstr(&r, "id"));
+    snprintf(first_id, sizeof first_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     long long before = sql_int("SELECT count(*) FROM orders");
 
@@ -302,7 +237,7 @@ static void test_same_key_with_different_body_or_path_is_400_idempotency_key_reu
     /* The original still replays. */
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_a, &r), 0);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "id"), first_id);
+    EXPECT_STR(h_rstr(&r, "id"), first_id);
     expect_replayed(&r, 1);
     h_resp_free(&r);
 }
@@ -388,8 +323,8 @@ static void test_twenty_concurrent_requests_with_one_key_make_one_payment_and_on
     }
     print_message("# %d original, %d replayed, %d in use\n", originals, replays, in_use);
     char pay_id[64] = "";
-    if (ref && rstr(ref, "id")) snprintf(pay_id, sizeof pay_id, "%s", rstr(ref, "id"));
-    int ref_succeeded = ref && rstr(ref, "status") && !strcmp(rstr(ref, "status"), "succeeded");
+    if (ref && h_rstr(ref, "id")) snprintf(pay_id, sizeof pay_id, "%s", h_rstr(ref, "id"));
+    int ref_succeeded = ref && h_rstr(ref, "status") && !strcmp(h_rstr(ref, "status"), "succeeded");
     for (int i = 0; i < RACERS; i++) h_resp_free(&racers[i].r);
     assert_int_equal(other, 0);
     assert_int_equal(originals, 1);
@@ -407,7 +342,7 @@ static void test_twenty_concurrent_requests_with_one_key_make_one_payment_and_on
     h_resp r;
     assert_int_equal(post_key("/v1/payments", srv.merchant_auth, key, body, &r), 0);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "id"), pay_id);
+    EXPECT_STR(h_rstr(&r, "id"), pay_id);
     expect_replayed(&r, 1);
     h_resp_free(&r);
 }
@@ -431,12 +366,12 @@ static void test_validation_failure_is_not_stored_so_the_fixed_body_succeeds(voi
     EXPECT_STATUS(&r, 201);
     expect_replayed(&r, 0);
     char id[64];
-    snprintf(id, sizeof id, "%s", rstr(&r, "id"));
+    snprintf(id, sizeof id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     assert_int_equal(h_sql_int(srv.db_url, sel, -1), 1);
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_a, &r), 0);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "id"), id);
+    EXPECT_STR(h_rstr(&r, "id"), id);
     expect_replayed(&r, 1);
     h_resp_free(&r);
 }
@@ -450,7 +385,7 @@ static void test_expired_key_executes_fresh_and_purge_removes_expired_rows(void 
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_a, &r), 0);
     EXPECT_STATUS(&r, 201);
     char first[64];
-    snprintf(first, sizeof first, "%s", rstr(&r, "id"));
+    snprintf(first, sizeof first, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     /* Stored for 24 hours by default. */
     assert_int_equal(sql_int("SELECT count(*) FROM idempotency_keys WHERE key = '%s'"
@@ -464,14 +399,14 @@ static void test_expired_key_executes_fresh_and_purge_removes_expired_rows(void 
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_b, &r), 0);
     EXPECT_STATUS(&r, 201);
     expect_replayed(&r, 0);
-    assert_string_not_equal(rstr(&r, "id"), first);
-    assert_int_equal(rint_(&r, "total"), 2000);
+    assert_string_not_equal(h_rstr(&r, "id"), first);
+    assert_int_equal(h_rint(&r, "total"), 2000);
     char second[64];
-    snprintf(second, sizeof second, "%s", rstr(&r, "id"));
+    snprintf(second, sizeof second, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     /* The key now belongs to the new request. */
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_b, &r), 0);
-    EXPECT_STR(rstr(&r, "id"), second);
+    EXPECT_STR(h_rstr(&r, "id"), second);
     expect_replayed(&r, 1);
     h_resp_free(&r);
 
@@ -508,7 +443,7 @@ static void test_keys_are_scoped_per_caller(void **state)
     assert_int_equal(post_key("/v1/orders", srv.merchant_auth, key, order_b, &merchant), 0);
     EXPECT_STATUS(&merchant, 201);
     expect_replayed(&merchant, 0);
-    assert_int_equal(rint_(&merchant, "total"), 2000);
+    assert_int_equal(h_rint(&merchant, "total"), 2000);
     /* Same key, same body as the admin's: still not the admin's answer. */
     char *jwt = h_jwt_hs256(h_jwt_secret(), "idem_user", (long long)time(NULL) + 600);
     assert_non_null(jwt);
@@ -518,8 +453,8 @@ static void test_keys_are_scoped_per_caller(void **state)
     assert_int_equal(post_key("/v1/orders", user_auth, key, order_a, &r), 0);
     EXPECT_STATUS(&r, 201);
     expect_replayed(&r, 0);
-    assert_string_not_equal(rstr(&r, "id"), rstr(&admin, "id"));
-    EXPECT_STR(rstr(&r, "user_id"), "idem_user");
+    assert_string_not_equal(h_rstr(&r, "id"), h_rstr(&admin, "id"));
+    EXPECT_STR(h_rstr(&r, "user_id"), "idem_user");
     h_resp_free(&r);
 
     /* Each caller replays its own. */

@@ -56,54 +56,10 @@
 /* Generic helpers.                                                         */
 /* ------------------------------------------------------------------------ */
 
-/* A member by dotted path ("error.param", "data.0.id"), or NULL. */
-static json_t *jpath(json_t *v, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
-        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10)) : json_object_get(v, tok);
-    return v;
-}
-
 static const char *jstr(json_t *v, const char *path)
 {
-    return json_string_value(jpath(v, path));
+    return json_string_value(h_jpath(v, path));
 }
-
-static const char *rstr(const h_resp *r, const char *path)
-{
-    return jstr(r->json, path);
-}
-
-/* An integer member, or LLONG_MIN when absent or not an integer. */
-static long long rint_(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
-}
-
-static void expect_status_at(const h_resp *r, long want, const char *file, int line)
-{
-    if (r->status != want) {
-        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
-                    r->body ? r->body : r->error);
-        _fail(file, line);
-    }
-}
-#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
-
-static void expect_str_at(const char *got, const char *want, const char *what, const char *file,
-                          int line)
-{
-    if (!got || strcmp(got, want) != 0) {
-        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "",
-                    got ? got : "(null)", got ? "\"" : "");
-        _fail(file, line);
-    }
-}
-#define EXPECT_STR(got, want) expect_str_at((got), (want), #got, __FILE__, __LINE__)
 
 static void expect_contains_at(const char *hay, const char *needle, const char *what, const char *file,
                                int line)
@@ -115,12 +71,6 @@ static void expect_contains_at(const char *hay, const char *needle, const char *
 }
 #define EXPECT_CONTAINS(hay, needle) expect_contains_at((hay), (needle), #hay, __FILE__, __LINE__)
 
-static void expect_error_at(const h_resp *r, long status, const char *code, const char *file, int line)
-{
-    expect_status_at(r, status, file, line);
-    expect_str_at(h_err_code(r), code, "error.code", file, line);
-}
-#define EXPECT_ERROR(r, status, code) expect_error_at((r), (status), (code), __FILE__, __LINE__)
 
 static long long sql_int(const h_payd *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static long long sql_int(const h_payd *p, const char *fmt, ...)
@@ -387,9 +337,9 @@ static int signature_valid(const char *sig, const char *body, size_t body_len, c
 static json_t *expect_delivery_at(json_t *e, const char *path, const char *type, const char *secret,
                                   const char *file, int line)
 {
-    expect_str_at(jstr(e, "path"), path, "delivery path", file, line);
-    expect_str_at(jstr(e, "content_type"), "application/json", "Content-Type", file, line);
-    expect_str_at(jstr(e, "event_type"), type, "Payd-Event-Type", file, line);
+    h_expect_str_at(jstr(e, "path"), path, "delivery path", file, line);
+    h_expect_str_at(jstr(e, "content_type"), "application/json", "Content-Type", file, line);
+    h_expect_str_at(jstr(e, "event_type"), type, "Payd-Event-Type", file, line);
     const char *body = jstr(e, "body");
     if (!body) {
         print_error("delivery without a body\n");
@@ -405,10 +355,10 @@ static json_t *expect_delivery_at(json_t *e, const char *path, const char *type,
         print_error("delivery body is not JSON: %s\n", body);
         _fail(file, line);
     }
-    expect_str_at(jstr(doc, "type"), type, "body.type", file, line);
-    expect_str_at(jstr(doc, "object"), "event", "body.object", file, line);
+    h_expect_str_at(jstr(doc, "type"), type, "body.type", file, line);
+    h_expect_str_at(jstr(doc, "object"), "event", "body.object", file, line);
     /* The header a receiver dedups on is the body's id. */
-    expect_str_at(jstr(e, "event_id"), jstr(doc, "id"), "Payd-Event-Id", file, line);
+    h_expect_str_at(jstr(e, "event_id"), jstr(doc, "id"), "Payd-Event-Id", file, line);
     return doc;
 }
 #define EXPECT_DELIVERY(e, path, type, secret) expect_delivery_at((e), (path), (type), (secret), __FILE__, __LINE__)
@@ -456,9 +406,9 @@ static void event_id_of(const h_payd *p, const char *object_id, const char *type
     h_resp r;
     assert_int_equal(h_get(p, path, p->merchant_auth, &r), 0);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(json_array_size(jpath(r.json, "data")), 1);
-    snprintf(out, 64, "%s", rstr(&r, "data.0.id"));
-    if (created) *created = rint_(&r, "data.0.created");
+    assert_int_equal(json_array_size(h_jpath(r.json, "data")), 1);
+    snprintf(out, 64, "%s", h_rstr(&r, "data.0.id"));
+    if (created) *created = h_rint(&r, "data.0.created");
     h_resp_free(&r);
 }
 
@@ -498,7 +448,7 @@ static json_t *admin_delivery(const h_payd *p, const char *state, const char *dl
     h_resp r;
     assert_int_equal(h_get(p, path, p->admin_auth, &r), 0);
     EXPECT_STATUS(&r, 200);
-    json_t *found = NULL, *data = jpath(r.json, "data"), *it;
+    json_t *found = NULL, *data = h_jpath(r.json, "data"), *it;
     size_t i;
     assert_true(json_is_array(data));
     json_array_foreach(data, i, it) {
@@ -557,11 +507,11 @@ static void test_receiver_gets_signed_order_paid_matching_the_event_stream(void 
     EXPECT_STR(jstr(doc, "object_type"), "order");
     EXPECT_STR(jstr(doc, "object_id"), order);
     EXPECT_STR(jstr(doc, "order_id"), order);
-    assert_int_equal(json_integer_value(jpath(doc, "created")), created);
+    assert_int_equal(json_integer_value(h_jpath(doc, "created")), created);
     EXPECT_STR(jstr(doc, "data.object.id"), order);
     EXPECT_STR(jstr(doc, "data.object.status"), "paid");
     EXPECT_STR(jstr(doc, "data.object.customer_email"), "buyer@example.com");
-    assert_int_equal(json_integer_value(jpath(doc, "data.object.total")), 2599);
+    assert_int_equal(json_integer_value(h_jpath(doc, "data.object.total")), 2599);
     json_decref(doc);
     json_decref(evs);
 
@@ -579,7 +529,7 @@ static void test_receiver_gets_signed_order_paid_matching_the_event_stream(void 
     EXPECT_STR(jstr(listed, "event_id"), evt);
     EXPECT_STR(jstr(listed, "event_type"), "order.paid");
     EXPECT_STR(jstr(listed, "notifier"), "shop");
-    assert_int_equal(json_integer_value(jpath(listed, "attempts")), 1);
+    assert_int_equal(json_integer_value(h_jpath(listed, "attempts")), 1);
     json_decref(listed);
 
     /* A refund goes to the refunds notifier only. */
@@ -589,7 +539,7 @@ static void test_receiver_gets_signed_order_paid_matching_the_event_stream(void 
     assert_int_equal(h_post_json(p, "/v1/refunds", p->merchant_auth, NULL, body, &r), 0);
     EXPECT_STATUS(&r, 201);
     char refund_id[64];
-    snprintf(refund_id, sizeof refund_id, "%s", rstr(&r, "id"));
+    snprintf(refund_id, sizeof refund_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     char revt[64];
     event_id_of(p, refund_id, "refund.succeeded", revt, NULL);
@@ -679,7 +629,7 @@ static void test_down_receiver_is_retried_on_schedule_then_dead_lettered_and_rep
     EXPECT_STR(jstr(d, "event_id"), evt);
     EXPECT_STR(jstr(d, "event_type"), "order.paid");
     EXPECT_STR(jstr(d, "notifier"), "shop");
-    assert_int_equal(json_integer_value(jpath(d, "attempts")), 3);
+    assert_int_equal(json_integer_value(h_jpath(d, "attempts")), 3);
     const char *last_error = jstr(d, "last_error");
     assert_non_null(last_error);
     assert_true(strlen(last_error) > 0);
@@ -702,9 +652,9 @@ static void test_down_receiver_is_retried_on_schedule_then_dead_lettered_and_rep
     h_resp_free(&r);
     assert_int_equal(h_post_json(p, path, p->admin_auth, NULL, NULL, &r), 0);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "id"), dlv);
-    EXPECT_STR(rstr(&r, "event_id"), evt);
-    EXPECT_STR(rstr(&r, "state"), "pending");
+    EXPECT_STR(h_rstr(&r, "id"), dlv);
+    EXPECT_STR(h_rstr(&r, "event_id"), evt);
+    EXPECT_STR(h_rstr(&r, "state"), "pending");
     h_resp_free(&r);
 
     assert_int_equal(receiver_wait(rcv, 1, POLL_MS), 1);
@@ -724,7 +674,7 @@ static void test_down_receiver_is_retried_on_schedule_then_dead_lettered_and_rep
 
     /* Delivered is final: replaying it again is refused; unknown ids are 404. */
     assert_int_equal(h_post_json(p, path, p->admin_auth, NULL, NULL, &r), 0);
-    EXPECT_ERROR(&r, 409, "delivery_already_delivered");
+    EXPECT_ERROR(&r, 409, "invalid_request_error", "delivery_already_delivered", NULL);
     h_resp_free(&r);
     assert_int_equal(h_post_json(p, "/v1/admin/outbox/dlv_987654321/replay", p->admin_auth, NULL, NULL, &r), 0);
     EXPECT_STATUS(&r, 404);
@@ -733,7 +683,7 @@ static void test_down_receiver_is_retried_on_schedule_then_dead_lettered_and_rep
     EXPECT_STATUS(&r, 404);
     h_resp_free(&r);
     assert_int_equal(h_get(p, "/v1/admin/outbox?state=bogus", p->admin_auth, &r), 0);
-    EXPECT_ERROR(&r, 400, "parameter_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", NULL);
     h_resp_free(&r);
     assert_int_equal(receiver_count(rcv), 1);
 
@@ -790,7 +740,7 @@ static void test_5xx_is_retried_until_accepted_and_4xx_is_dead_at_once(void **st
         char want[8];
         snprintf(want, sizeof want, "%zu", i + 1);
         EXPECT_STR(jstr(e, "attempt"), want);
-        assert_int_equal(json_integer_value(jpath(e, "status")), i < 2 ? 503 : 200);
+        assert_int_equal(json_integer_value(h_jpath(e, "status")), i < 2 ? 503 : 200);
     }
     json_decref(evs);
 
@@ -1040,10 +990,10 @@ static void test_smtp_notifier_mails_order_confirmation_and_refund_notice_to_the
     snprintf(path, sizeof path, "/v1/orders/%s", order);
     assert_int_equal(h_get(p, path, p->admin_auth, &r), 0);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "paid");
-    assert_int_equal(rint_(&r, "total"), 2599);
-    assert_non_null(rstr(&r, "number"));
-    snprintf(number, sizeof number, "%s", rstr(&r, "number"));
+    EXPECT_STR(h_rstr(&r, "status"), "paid");
+    assert_int_equal(h_rint(&r, "total"), 2599);
+    assert_non_null(h_rstr(&r, "number"));
+    snprintf(number, sizeof number, "%s", h_rstr(&r, "number"));
     h_resp_free(&r);
     event_id_of(p, order, "order.paid", evt, NULL);
 
@@ -1078,7 +1028,7 @@ static void test_smtp_notifier_mails_order_confirmation_and_refund_notice_to_the
     snprintf(body, sizeof body, "{\"payment\":\"%s\",\"amount\":1000}", pay_id);
     assert_int_equal(h_post_json(p, "/v1/refunds", p->merchant_auth, NULL, body, &r), 0);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);
     mail = wait_mail(sink, 2);
     envelope_to(mail, v, sizeof v);

@@ -26,71 +26,6 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* A member by dotted path ("error.param", "data.0.id"), or NULL. */
-__attribute__((unused)) static json_t *jpath(json_t *v, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
-        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10)) : json_object_get(v, tok);
-    return v;
-}
-
-__attribute__((unused)) static const char *rstr(const h_resp *r, const char *path)
-{
-    return json_string_value(jpath(r->json, path));
-}
-
-/* An integer member, or LLONG_MIN when absent or not an integer. */
-__attribute__((unused)) static long long rint_(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
-}
-
-__attribute__((unused)) static int rbool(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_boolean(v) ? json_is_true(v) : -1;
-}
-
-static void expect_status_at(const h_resp *r, long want, const char *file, int line)
-{
-    if (r->status != want) {
-        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
-                    r->body ? r->body : r->error);
-        _fail(file, line);
-    }
-}
-#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
-
-static void expect_str_at(const char *got, const char *want, const char *what, const char *file,
-                          int line)
-{
-    if (!got || strcmp(got, want) != 0) {
-        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "",
-                    got ? got : "(null)", got ? "\"" : "");
-        _fail(file, line);
-    }
-}
-#define EXPECT_STR(got, want) expect_str_at((got), (want), #got, __FILE__, __LINE__)
-
-/* The one error shape: status, type, code and (unless NULL) param. */
-static void expect_error_at(const h_resp *r, long status, const char *type, const char *code,
-                            const char *param, const char *file, int line)
-{
-    expect_status_at(r, status, file, line);
-    expect_str_at(h_err_type(r), type, "error.type", file, line);
-    expect_str_at(h_err_code(r), code, "error.code", file, line);
-    if (param) expect_str_at(rstr(r, "error.param"), param, "error.param", file, line);
-    if (!rstr(r, "error.request_id")) {
-        print_error("error without request_id: %s\n", r->body);
-        _fail(file, line);
-    }
-}
-#define EXPECT_ERROR(r, status, type, code, param) \
-    expect_error_at((r), (status), (type), (code), (param), __FILE__, __LINE__)
 
 __attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
 {
@@ -121,14 +56,14 @@ static void paid_order(long long total, char order[64], char pay_id[64])
     h_resp r;
     post("/v1/orders", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    snprintf(order, 64, "%s", rstr(&r, "id"));
+    snprintf(order, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true}", order);
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    assert_int_equal(rint_(&r, "amount_captured"), total);
-    snprintf(pay_id, 64, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    assert_int_equal(h_rint(&r, "amount_captured"), total);
+    snprintf(pay_id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 }
 
@@ -149,10 +84,10 @@ static void refund_ok(const char *pay_id, long long amount, long long want)
     h_resp r;
     refund(pay_id, amount, NULL, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "object"), "refund");
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    EXPECT_STR(rstr(&r, "payment_id"), pay_id);
-    assert_int_equal(rint_(&r, "amount"), want);
+    EXPECT_STR(h_rstr(&r, "object"), "refund");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "payment_id"), pay_id);
+    assert_int_equal(h_rint(&r, "amount"), want);
     h_resp_free(&r);
 }
 
@@ -165,14 +100,14 @@ static void expect_money(const char *pay_id, const char *order, const char *pay_
     snprintf(path, sizeof path, "/v1/payments/%s", pay_id);
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), pay_status);
-    assert_int_equal(rint_(&r, "amount_refunded"), refunded);
+    EXPECT_STR(h_rstr(&r, "status"), pay_status);
+    assert_int_equal(h_rint(&r, "amount_refunded"), refunded);
     h_resp_free(&r);
     snprintf(path, sizeof path, "/v1/orders/%s", order);
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), order_status);
-    assert_int_equal(rint_(&r, "amount_refunded"), refunded);
+    EXPECT_STR(h_rstr(&r, "status"), order_status);
+    assert_int_equal(h_rint(&r, "amount_refunded"), refunded);
     h_resp_free(&r);
 }
 
@@ -237,13 +172,13 @@ static void test_full_refund_refunds_payment_and_order_with_one_ledger_row(void 
     h_resp r;
     refund(pay_id, -1, ",\"reason\":\"requested_by_customer\"", &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    EXPECT_STR(rstr(&r, "reason"), "requested_by_customer");
-    EXPECT_STR(rstr(&r, "order_id"), order);
-    EXPECT_STR(rstr(&r, "currency"), "USD");
-    assert_int_equal(rint_(&r, "amount"), 5000);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "reason"), "requested_by_customer");
+    EXPECT_STR(h_rstr(&r, "order_id"), order);
+    EXPECT_STR(h_rstr(&r, "currency"), "USD");
+    assert_int_equal(h_rint(&r, "amount"), 5000);
     char refund_id[64];
-    snprintf(refund_id, sizeof refund_id, "%s", rstr(&r, "id"));
+    snprintf(refund_id, sizeof refund_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     expect_money(pay_id, order, "refunded", 5000, "refunded");
@@ -254,12 +189,12 @@ static void test_full_refund_refunds_payment_and_order_with_one_ledger_row(void 
     snprintf(path, sizeof path, "/v1/refunds/%s", refund_id);
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);
     snprintf(path, sizeof path, "/v1/events?object_id=%s&type=refund.succeeded", refund_id);
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(json_array_size(jpath(r.json, "data")), 1);
+    assert_int_equal(json_array_size(h_jpath(r.json, "data")), 1);
     h_resp_free(&r);
 
     /* Nothing is left to refund: an over-refund, not an unpaid payment. */
@@ -303,7 +238,7 @@ static void test_several_partial_refunds_summing_to_the_total_refund_it(void **s
     h_resp r;
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(json_array_size(jpath(r.json, "data")), 3);
+    assert_int_equal(json_array_size(h_jpath(r.json, "data")), 3);
     h_resp_free(&r);
 }
 
@@ -347,15 +282,15 @@ static void test_refund_of_unpaid_payment_is_409(void **state)
          &r);
     EXPECT_STATUS(&r, 201);
     char order[64], body[256], pay_id[64];
-    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(body, sizeof body,
              "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true,\"capture_method\":\"manual\"}",
              order);
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "requires_capture");
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "requires_capture");
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     refund(pay_id, 100, NULL, &r);
     EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_refundable", "payment");
@@ -364,13 +299,13 @@ static void test_refund_of_unpaid_payment_is_409(void **state)
     /* A declined payment. */
     post("/v1/orders", srv.merchant_auth, "{\"currency\":\"USD\",\"items\":[{\"name\":\"No\",\"unit_amount\":900}]}", &r);
     EXPECT_STATUS(&r, 201);
-    snprintf(order, sizeof order, "%s", rstr(&r, "id"));
+    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_chargeDeclined\",\"confirm\":true}",
              order);
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 402);
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "payment.id"));
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "payment.id"));
     h_resp_free(&r);
     refund(pay_id, -1, NULL, &r);
     EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_refundable", "payment");
@@ -438,8 +373,8 @@ static void test_fifty_concurrent_ten_percent_refunds_exactly_ten_succeed_and_le
     for (int i = 0; i < RACERS; i++) {
         racer *x = &racers[i];
         const char *code = h_err_code(&x->r);
-        if (x->rc == 0 && x->r.status == 201 && rstr(&x->r, "status") && !strcmp(rstr(&x->r, "status"), "succeeded") &&
-            rint_(&x->r, "amount") == 500)
+        if (x->rc == 0 && x->r.status == 201 && h_rstr(&x->r, "status") && !strcmp(h_rstr(&x->r, "status"), "succeeded") &&
+            h_rint(&x->r, "amount") == 500)
             created++;
         else if (x->rc == 0 && x->r.status == 400 && code && !strcmp(code, "amount_too_large"))
             too_large++;
@@ -463,7 +398,7 @@ static void test_fifty_concurrent_ten_percent_refunds_exactly_ten_succeed_and_le
     h_resp r;
     get(path, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(rint_(&r, "refunds"), 10);
+    assert_int_equal(h_rint(&r, "refunds"), 10);
     h_resp_free(&r);
 }
 

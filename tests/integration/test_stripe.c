@@ -56,48 +56,6 @@ static json_t *vector_instances; /* secret -> instance name */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static json_t *jpath(json_t *v, const char *path)
-{
-    char buf[256];
-    char *save = NULL;
-
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
-        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10))
-                             : json_object_get(v, tok);
-    return v;
-}
-
-static const char *rstr(const h_resp *r, const char *path)
-{
-    return json_string_value(jpath(r->json, path));
-}
-
-static long long rint_(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-
-    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
-}
-
-static void expect_status_at(const h_resp *r, long want, const char *file, int line)
-{
-    if (r->status != want) {
-        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
-                    r->body ? r->body : r->error);
-        _fail(file, line);
-    }
-}
-#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
-
-static void expect_str_at(const char *got, const char *want, const char *file, int line)
-{
-    if (got == NULL || strcmp(got, want) != 0) {
-        print_error("expected \"%s\", got \"%s\"\n", want, got ? got : "(null)");
-        _fail(file, line);
-    }
-}
-#define EXPECT_STR(got, want) expect_str_at((got), (want), __FILE__, __LINE__)
 
 /* A payd request whose answer must never contain a secret key. */
 static void payd_call(const char *method, const char *path, const char *auth,
@@ -135,7 +93,7 @@ static void order(long long amount, char id[64])
              amount);
     payd_call("POST", "/v1/orders", srv.merchant_auth, body, NULL, &r);
     EXPECT_STATUS(&r, 201);
-    snprintf(id, 64, "%s", rstr(&r, "id"));
+    snprintf(id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 }
 
@@ -161,7 +119,7 @@ static void payment_status(const char *id, char out[40])
     snprintf(path, sizeof path, "/v1/payments/%s", id);
     payd_call("GET", path, srv.admin_auth, NULL, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    snprintf(out, 40, "%s", rstr(&r, "status") ? rstr(&r, "status") : "(none)");
+    snprintf(out, 40, "%s", h_rstr(&r, "status") ? h_rstr(&r, "status") : "(none)");
     h_resp_free(&r);
 }
 
@@ -199,7 +157,7 @@ static json_t *fake_requests(const char *method, const char *path)
     snprintf(q, sizeof q, "/_fake/requests?method=%s&path=%s", method, path);
     fake_call("GET", q, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    data = json_incref(jpath(r.json, "data"));
+    data = json_incref(h_jpath(r.json, "data"));
     h_resp_free(&r);
     assert_true(json_is_array(data));
     return data;
@@ -230,7 +188,7 @@ static size_t fake_intents_for_key(const char *key)
 
     fake_call("GET", "/_fake/objects", NULL, &r);
     EXPECT_STATUS(&r, 200);
-    json_array_foreach(jpath(r.json, "payment_intents"), i, pi) {
+    json_array_foreach(h_jpath(r.json, "payment_intents"), i, pi) {
         const char *k = json_string_value(json_object_get(pi, "idempotency_key"));
 
         if (k && strcmp(k, key) == 0)
@@ -494,12 +452,12 @@ static void test_every_stripe_webhook_vector_gives_its_verdict(void **state)
                      json_string_value(json_object_get(c, "header")),
                      json_string_value(json_object_get(c, "body")), &r);
         if (strcmp(expect, "valid") == 0) {
-            if (r.status != 200 || !json_is_true(jpath(r.json, "received"))) {
+            if (r.status != 200 || !json_is_true(h_jpath(r.json, "received"))) {
                 print_error("case \"%s\": expected 200, got %ld %s\n", name, r.status, r.body);
                 fail();
             }
-        } else if (r.status != 400 || !rstr(&r, "error.code") ||
-                   strcmp(rstr(&r, "error.code"), "signature_invalid") != 0) {
+        } else if (r.status != 400 || !h_rstr(&r, "error.code") ||
+                   strcmp(h_rstr(&r, "error.code"), "signature_invalid") != 0) {
             print_error("case \"%s\": expected 400 signature_invalid, got %ld %s\n", name,
                         r.status, r.body);
             fail();
@@ -523,11 +481,11 @@ static void test_create_sends_exact_parameters_key_and_version(void **state)
     order(2599, ord);
     pay("stripe", ord, "pm_card_visa", ",\"capture_method\":\"manual\"", &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "requires_capture");
-    EXPECT_STR(rstr(&r, "gateway"), "stripe");
-    assert_int_equal(rint_(&r, "amount_capturable"), 2599);
-    assert_true(strncmp(rstr(&r, "provider_ref"), "pi_", 3) == 0);
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "requires_capture");
+    EXPECT_STR(h_rstr(&r, "gateway"), "stripe");
+    assert_int_equal(h_rint(&r, "amount_capturable"), 2599);
+    assert_true(strncmp(h_rstr(&r, "provider_ref"), "pi_", 3) == 0);
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     snprintf(key, sizeof key, "payd-%s-create-1", pay_id);
@@ -542,7 +500,7 @@ static void test_create_sends_exact_parameters_key_and_version(void **state)
     EXPECT_STR(json_string_value(json_object_get(params, "payment_method")), "pm_card_visa");
     EXPECT_STR(json_string_value(json_object_get(params, "metadata[payd_payment_id]")), pay_id);
     EXPECT_STR(json_string_value(json_object_get(params, "metadata[payd_order_id]")), ord);
-    EXPECT_STR(json_string_value(jpath(params, "payment_method_types[].0")), "card");
+    EXPECT_STR(json_string_value(h_jpath(params, "payment_method_types[].0")), "card");
     EXPECT_STR(json_string_value(json_object_get(rec, "stripe_version")), "2024-06-20");
     assert_true(json_is_true(json_object_get(rec, "auth_ok")));
     json_decref(reqs);
@@ -556,16 +514,16 @@ static void test_create_sends_exact_parameters_key_and_version(void **state)
         snprintf(path, sizeof path, "/v1/payments/%s/capture", pay_id);
         payd_call("POST", path, srv.merchant_auth, "{\"amount\":2000}", NULL, &r);
         EXPECT_STATUS(&r, 200);
-        EXPECT_STR(rstr(&r, "status"), "succeeded");
-        assert_int_equal(rint_(&r, "amount_captured"), 2000);
-        snprintf(path, sizeof path, "/v1/payment_intents/%s/capture", rstr(&r, "provider_ref"));
+        EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+        assert_int_equal(h_rint(&r, "amount_captured"), 2000);
+        snprintf(path, sizeof path, "/v1/payment_intents/%s/capture", h_rstr(&r, "provider_ref"));
         h_resp_free(&r);
         caps = fake_requests("POST", path);
         assert_int_equal(json_array_size(caps), 1);
-        k = json_string_value(jpath(caps, "0.idempotency_key"));
+        k = json_string_value(h_jpath(caps, "0.idempotency_key"));
         snprintf(key, sizeof key, "payd-%s-capture-", pay_id);
         assert_true(k && strncmp(k, key, strlen(key)) == 0);
-        EXPECT_STR(json_string_value(jpath(caps, "0.params.amount_to_capture")), "2000");
+        EXPECT_STR(json_string_value(h_jpath(caps, "0.params.amount_to_capture")), "2000");
         json_decref(caps);
     }
 }
@@ -584,11 +542,11 @@ static void test_checkout_3ds_webhook_partial_refund_and_refund_webhooks(void **
     pay("stripe", ord, "pm_card_threeDSecure2Required",
         ",\"return_url\":\"https://shop.example/return\"", &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "requires_action");
-    EXPECT_STR(rstr(&r, "next_action.type"), "redirect_url");
-    assert_non_null(strstr(rstr(&r, "next_action.url"), "/_fake/3ds/pi_"));
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
-    snprintf(pi, sizeof pi, "%s", rstr(&r, "provider_ref"));
+    EXPECT_STR(h_rstr(&r, "status"), "requires_action");
+    EXPECT_STR(h_rstr(&r, "next_action.type"), "redirect_url");
+    assert_non_null(strstr(h_rstr(&r, "next_action.url"), "/_fake/3ds/pi_"));
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
+    snprintf(pi, sizeof pi, "%s", h_rstr(&r, "provider_ref"));
     h_resp_free(&r);
     /* The return_url went to Stripe with the confirmation. */
     {
@@ -597,7 +555,7 @@ static void test_checkout_3ds_webhook_partial_refund_and_refund_webhooks(void **
 
         snprintf(key, sizeof key, "payd-%s-create-1", pay_id);
         reqs = creates_with_key(key);
-        EXPECT_STR(json_string_value(jpath(reqs, "0.params.return_url")),
+        EXPECT_STR(json_string_value(h_jpath(reqs, "0.params.return_url")),
                    "https://shop.example/return");
         json_decref(reqs);
     }
@@ -606,12 +564,12 @@ static void test_checkout_3ds_webhook_partial_refund_and_refund_webhooks(void **
     snprintf(path, sizeof path, "/_fake/payment_intents/%s/authenticate", pi);
     fake_call("POST", path, "{\"result\":\"succeed\"}", &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);
     send_event("payment_intent.succeeded", pi, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "applied");
-    EXPECT_STR(rstr(&r, "type"), "payment.succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "applied");
+    EXPECT_STR(h_rstr(&r, "type"), "payment.succeeded");
     h_resp_free(&r);
     payment_status(pay_id, path);
     EXPECT_STR(path, "succeeded");
@@ -624,9 +582,9 @@ static void test_checkout_3ds_webhook_partial_refund_and_refund_webhooks(void **
                                 "\"reason\":\"requested_by_customer\"}", pay_id);
     payd_call("POST", "/v1/refunds", srv.merchant_auth, path, NULL, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    snprintf(re_id, sizeof re_id, "%s", rstr(&r, "id"));
-    snprintf(re_ref, sizeof re_ref, "%s", rstr(&r, "provider_ref"));
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    snprintf(re_id, sizeof re_id, "%s", h_rstr(&r, "id"));
+    snprintf(re_ref, sizeof re_ref, "%s", h_rstr(&r, "provider_ref"));
     assert_true(strncmp(re_ref, "re_", 3) == 0);
     h_resp_free(&r);
     {
@@ -636,9 +594,9 @@ static void test_checkout_3ds_webhook_partial_refund_and_refund_webhooks(void **
 
         snprintf(key, sizeof key, "payd-%s-refund-1", re_id);
         EXPECT_STR(json_string_value(json_object_get(last, "idempotency_key")), key);
-        EXPECT_STR(json_string_value(jpath(last, "params.payment_intent")), pi);
-        EXPECT_STR(json_string_value(jpath(last, "params.amount")), "1500");
-        EXPECT_STR(json_string_value(jpath(last, "params.metadata[payd_refund_id]")), re_id);
+        EXPECT_STR(json_string_value(h_jpath(last, "params.payment_intent")), pi);
+        EXPECT_STR(json_string_value(h_jpath(last, "params.amount")), "1500");
+        EXPECT_STR(json_string_value(h_jpath(last, "params.metadata[payd_refund_id]")), re_id);
         json_decref(reqs);
     }
     assert_int_equal(sql_ll("SELECT coalesce(sum(amount), 0) FROM ledger WHERE payment_id = '%s'"
@@ -648,7 +606,7 @@ static void test_checkout_3ds_webhook_partial_refund_and_refund_webhooks(void **
     /* Stripe's own news about that refund changes nothing: no double refund. */
     send_event("charge.refunded", pi, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "type"), "refund.succeeded");
+    EXPECT_STR(h_rstr(&r, "type"), "refund.succeeded");
     h_resp_free(&r);
     send_event("refund.updated", re_ref, &r);
     EXPECT_STATUS(&r, 200);
@@ -677,8 +635,8 @@ static void test_decline_is_402_card_declined(void **state)
     order(1200, ord);
     pay("stripe", ord, "pm_card_chargeDeclined", "", &r);
     EXPECT_STATUS(&r, 402);
-    EXPECT_STR(rstr(&r, "error.type"), "card_error");
-    EXPECT_STR(rstr(&r, "error.code"), "card_declined");
+    EXPECT_STR(h_rstr(&r, "error.type"), "card_error");
+    EXPECT_STR(h_rstr(&r, "error.code"), "card_declined");
     h_resp_free(&r);
 
     /* The fake told to decline for insufficient funds: a normalized code. */
@@ -686,7 +644,7 @@ static void test_decline_is_402_card_declined(void **state)
     fake_next("{\"action\":\"insufficient_funds\"}");
     pay("stripe", ord, "pm_card_visa", "", &r);
     EXPECT_STATUS(&r, 402);
-    EXPECT_STR(rstr(&r, "error.code"), "insufficient_funds");
+    EXPECT_STR(h_rstr(&r, "error.code"), "insufficient_funds");
     h_resp_free(&r);
 }
 
@@ -703,9 +661,9 @@ static void unknown_outcome_resolves(const char *fault_json)
     fake_next(fault_json);
     pay("stripe", ord, "pm_card_visa", "", &r);
     EXPECT_STATUS(&r, 202);
-    EXPECT_STR(rstr(&r, "status"), "processing");
-    assert_true(json_is_true(jpath(r.json, "outcome_unknown")));
-    snprintf(pay_id, sizeof pay_id, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "status"), "processing");
+    assert_true(json_is_true(h_jpath(r.json, "outcome_unknown")));
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     wait_payment(pay_id, "succeeded");
@@ -763,23 +721,23 @@ static void test_saved_cards_go_through_stripe_customers_and_payment_methods(voi
     payd_call("POST", "/v1/customers", srv.merchant_auth,
               "{\"email\":\"buyer@example.com\",\"user_id\":\"user_stripe_1\"}", NULL, &r);
     EXPECT_STATUS(&r, 201);
-    snprintf(cus, sizeof cus, "%s", rstr(&r, "id"));
+    snprintf(cus, sizeof cus, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     snprintf(path, sizeof path, "/v1/customers/%s/payment_methods", cus);
     payd_call("POST", path, srv.merchant_auth,
               "{\"payment_method\":\"pm_card_visa\",\"gateway\":\"stripe\"}", NULL, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "brand"), "visa");
-    EXPECT_STR(rstr(&r, "last4"), "4242");
-    assert_int_equal(rint_(&r, "exp_year"), 2034);
-    snprintf(pm1, sizeof pm1, "%s", rstr(&r, "id"));
+    EXPECT_STR(h_rstr(&r, "brand"), "visa");
+    EXPECT_STR(h_rstr(&r, "last4"), "4242");
+    assert_int_equal(h_rint(&r, "exp_year"), 2034);
+    snprintf(pm1, sizeof pm1, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     /* A Stripe Customer was made with the email, then the card attached. */
     reqs = fake_requests("POST", "/v1/customers");
     assert_true(json_array_size(reqs) >= 1);
-    EXPECT_STR(json_string_value(jpath(json_array_get(reqs, json_array_size(reqs) - 1),
+    EXPECT_STR(json_string_value(h_jpath(json_array_get(reqs, json_array_size(reqs) - 1),
                                        "params.email")),
                "buyer@example.com");
     json_decref(reqs);
@@ -790,7 +748,7 @@ static void test_saved_cards_go_through_stripe_customers_and_payment_methods(voi
 
         fake_call("GET", "/_fake/objects", NULL, &o);
         stripe_cus[0] = '\0';
-        json_array_foreach(jpath(o.json, "payment_methods"), i, pm)
+        json_array_foreach(h_jpath(o.json, "payment_methods"), i, pm)
             if (json_is_string(json_object_get(pm, "customer")))
                 snprintf(stripe_cus, sizeof stripe_cus, "%s",
                          json_string_value(json_object_get(pm, "customer")));
@@ -802,7 +760,7 @@ static void test_saved_cards_go_through_stripe_customers_and_payment_methods(voi
     payd_call("POST", path, srv.merchant_auth,
               "{\"payment_method\":\"pm_card_mastercard\",\"gateway\":\"stripe\"}", NULL, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "brand"), "mastercard");
+    EXPECT_STR(h_rstr(&r, "brand"), "mastercard");
     h_resp_free(&r);
     snprintf(path, sizeof path, "/v1/customers/%s", stripe_cus);
     reqs = fake_requests("GET", path);
@@ -843,7 +801,7 @@ static void test_wrong_key_is_502_auth_failed_without_the_key(void **state)
     order(900, ord);
     pay("stripe_badkey", ord, "pm_card_visa", "", &r);
     EXPECT_STATUS(&r, 502);
-    EXPECT_STR(rstr(&r, "error.code"), "gateway_auth_failed");
+    EXPECT_STR(h_rstr(&r, "error.code"), "gateway_auth_failed");
     assert_null(strstr(r.body, "sk_test"));
     h_resp_free(&r);
 }
@@ -858,12 +816,12 @@ static void test_gateways_show_publishable_key_never_secret(void **state)
     (void)state;
     payd_call("GET", "/v1/gateways", NULL, NULL, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    json_array_foreach(jpath(r.json, "data"), i, gw) {
+    json_array_foreach(h_jpath(r.json, "data"), i, gw) {
         if (strcmp(json_string_value(json_object_get(gw, "name")), "stripe") != 0)
             continue;
         seen = 1;
         EXPECT_STR(json_string_value(json_object_get(gw, "module")), "stripe");
-        EXPECT_STR(json_string_value(jpath(gw, "public.publishable_key")), PUB_KEY);
+        EXPECT_STR(json_string_value(h_jpath(gw, "public.publishable_key")), PUB_KEY);
     }
     assert_true(seen);
     assert_null(strstr(r.body, "sk_"));

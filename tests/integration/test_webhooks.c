@@ -51,70 +51,6 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* A member by dotted path ("error.param", "data.0.id"), or NULL. */
-static json_t *jpath(json_t *v, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
-        v = json_is_array(v) ? json_array_get(v, strtoul(tok, NULL, 10)) : json_object_get(v, tok);
-    return v;
-}
-
-static const char *rstr(const h_resp *r, const char *path)
-{
-    return json_string_value(jpath(r->json, path));
-}
-
-/* An integer member, or LLONG_MIN when absent or not an integer. */
-static long long rint_(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : LLONG_MIN;
-}
-
-static int rbool(const h_resp *r, const char *path)
-{
-    json_t *v = jpath(r->json, path);
-    return json_is_boolean(v) ? json_is_true(v) : -1;
-}
-
-static void expect_status_at(const h_resp *r, long want, const char *file, int line)
-{
-    if (r->status != want) {
-        print_error("expected HTTP %ld, got %ld: %s\n", want, r->status,
-                    r->body ? r->body : r->error);
-        _fail(file, line);
-    }
-}
-#define EXPECT_STATUS(r, want) expect_status_at((r), (want), __FILE__, __LINE__)
-
-static void expect_str_at(const char *got, const char *want, const char *what, const char *file,
-                          int line)
-{
-    if (!got || strcmp(got, want) != 0) {
-        print_error("%s: expected \"%s\", got %s%s%s\n", what, want, got ? "\"" : "",
-                    got ? got : "(null)", got ? "\"" : "");
-        _fail(file, line);
-    }
-}
-#define EXPECT_STR(got, want) expect_str_at((got), (want), #got, __FILE__, __LINE__)
-
-/* The one error shape: status, type, code and a request id. */
-static void expect_error_at(const h_resp *r, long status, const char *type, const char *code,
-                            const char *file, int line)
-{
-    expect_status_at(r, status, file, line);
-    expect_str_at(h_err_type(r), type, "error.type", file, line);
-    expect_str_at(h_err_code(r), code, "error.code", file, line);
-    if (!rstr(r, "error.request_id")) {
-        print_error("error without request_id: %s\n", r->body);
-        _fail(file, line);
-    }
-}
-#define EXPECT_ERROR(r, status, type, code) expect_error_at((r), (status), (type), (code), __FILE__, __LINE__)
-
 static void post(const char *path, const char *auth, const char *body, h_resp *r)
 {
     assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
@@ -159,7 +95,7 @@ static void new_order(long long total, char id[64])
     h_resp r;
     post("/v1/orders", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    snprintf(id, 64, "%s", rstr(&r, "id"));
+    snprintf(id, 64, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 }
 
@@ -174,10 +110,10 @@ static void pay(const char *order, const char *method, const char *gateway, long
     h_resp r;
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, status);
-    EXPECT_STR(rstr(&r, "status"), pstatus);
-    snprintf(pay_id, 64, "%s", rstr(&r, "id"));
-    assert_non_null(rstr(&r, "provider_ref"));
-    snprintf(ref, 64, "%s", rstr(&r, "provider_ref"));
+    EXPECT_STR(h_rstr(&r, "status"), pstatus);
+    snprintf(pay_id, 64, "%s", h_rstr(&r, "id"));
+    assert_non_null(h_rstr(&r, "provider_ref"));
+    snprintf(ref, 64, "%s", h_rstr(&r, "provider_ref"));
     h_resp_free(&r);
 }
 
@@ -203,7 +139,7 @@ static void obj_status(const char *kind, const char *id, char out[40])
     h_resp r;
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    snprintf(out, 40, "%s", rstr(&r, "status") ? rstr(&r, "status") : "(none)");
+    snprintf(out, 40, "%s", h_rstr(&r, "status") ? h_rstr(&r, "status") : "(none)");
     h_resp_free(&r);
 }
 #define EXPECT_OBJ_STATUS(kind, id, want)     \
@@ -229,12 +165,12 @@ static size_t events_of(const char *object_id, const char *type)
     h_resp r;
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    json_t *data = jpath(r.json, "data");
+    json_t *data = h_jpath(r.json, "data");
     assert_true(json_is_array(data));
     size_t n = json_array_size(data);
     for (size_t i = 0; i < n; i++) {
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "type")), type);
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "object_id")), object_id);
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "type")), type);
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "object_id")), object_id);
     }
     h_resp_free(&r);
     return n;
@@ -313,14 +249,14 @@ static void deliver_at(const char *gateway, const char *secret, const char *body
     mock_sign(secret, (long long)time(NULL), body, sig, sizeof sig);
     h_resp r;
     post_webhook(gateway, sig, body, &r);
-    expect_status_at(&r, 200, file, line);
-    if (rbool(&r, "received") != 1) {
+    h_expect_status_at(&r, 200, file, line);
+    if (h_rbool(&r, "received") != 1) {
         print_error("no \"received\":true in %s\n", r.body);
         _fail(file, line);
     }
-    expect_str_at(rstr(&r, "status"), status, "webhook status", file, line);
-    expect_str_at(rstr(&r, "event_id"), event_id, "event_id", file, line);
-    expect_str_at(rstr(&r, "type"), type, "type", file, line);
+    h_expect_str_at(h_rstr(&r, "status"), status, "webhook status", file, line);
+    h_expect_str_at(h_rstr(&r, "event_id"), event_id, "event_id", file, line);
+    h_expect_str_at(h_rstr(&r, "type"), type, "type", file, line);
     h_resp_free(&r);
 }
 #define DELIVER(gw, secret, body, evt, type, status) \
@@ -399,15 +335,15 @@ static void test_signed_payment_succeeded_settles_processing_payment_and_pays_or
     snprintf(path, sizeof path, "/v1/payments/%s", pay_id);
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    assert_int_equal(rint_(&r, "amount_captured"), 2599);
-    assert_int_equal(rbool(&r, "outcome_unknown"), 0);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    assert_int_equal(h_rint(&r, "amount_captured"), 2599);
+    assert_int_equal(h_rbool(&r, "outcome_unknown"), 0);
     h_resp_free(&r);
     snprintf(path, sizeof path, "/v1/orders/%s", order);
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "paid");
-    assert_int_equal(rint_(&r, "amount_paid"), 2599);
+    EXPECT_STR(h_rstr(&r, "status"), "paid");
+    assert_int_equal(h_rint(&r, "amount_paid"), 2599);
     h_resp_free(&r);
 
     long long n, sum;
@@ -552,9 +488,9 @@ static void test_failed_after_succeeded_is_stale_and_does_not_regress(void **sta
     snprintf(path, sizeof path, "/v1/payments/%s", pay_id);
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
-    assert_int_equal(rint_(&r, "amount_captured"), 3100);
-    assert_true(json_is_null(jpath(r.json, "failure_code")));
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    assert_int_equal(h_rint(&r, "amount_captured"), 3100);
+    assert_true(json_is_null(h_jpath(r.json, "failure_code")));
     h_resp_free(&r);
     EXPECT_OBJ_STATUS("orders", order, "paid");
     long long n, sum;
@@ -627,7 +563,7 @@ static void test_webhook_for_unknown_payment_is_200_unmatched_and_kept(void **st
     mock_sign(SECRET, (long long)time(NULL), body3, sig, sizeof sig);
     h_resp r;
     post_webhook("slow", sig, body3, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
 }
 
@@ -651,40 +587,40 @@ static void test_tampered_old_unsigned_or_forged_webhook_is_400_and_stores_nothi
     assert_non_null(amount);
     memcpy(amount, "\"amount\":2701", 13);
     post_webhook("mock", sig, tampered, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
     /* One byte more at the end. */
     char longer[2100];
     snprintf(longer, sizeof longer, "%s ", body);
     post_webhook("mock", sig, longer, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
 
     /* Signed with the wrong secret. */
     char forged[256];
     mock_sign("whsec_wrong", now, body, forged, sizeof forged);
     post_webhook("mock", forged, body, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
 
     /* No signature; an empty one; a malformed one. */
     post_webhook("mock", NULL, body, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
     post_webhook("mock", "Mock-Signature: t=1", body, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
 
     /* An hour old (tolerance 300 s), correctly signed. */
     char old_sig[256];
     mock_sign(SECRET, now - 3600, body, old_sig, sizeof old_sig);
     post_webhook("mock", old_sig, body, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
     /* An hour in the future. */
     mock_sign(SECRET, now + 3600, body, old_sig, sizeof old_sig);
     post_webhook("mock", old_sig, body, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "signature_invalid", NULL);
     h_resp_free(&r);
 
     /* A fresh signature, but payd's clock is an hour ahead. */
@@ -918,7 +854,7 @@ static void test_refund_webhook_completes_pending_refund_once_before_the_provide
     snprintf(path, sizeof path, "/v1/payments/%s", pay_id);
     get(path, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(rint_(&r, "amount_refunded"), 2000);
+    assert_int_equal(h_rint(&r, "amount_refunded"), 2000);
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT amount_refund_pending FROM payments WHERE id = '%s'", pay_id), 0);
     assert_int_equal(events_of(refund_id, "refund.succeeded"), 1);
@@ -943,9 +879,9 @@ static void test_refund_webhook_after_synchronous_refund_is_ignored_without_seco
     snprintf(body, sizeof body, "{\"payment\":\"%s\",\"amount\":1500}", pay_id);
     post("/v1/refunds", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
-    EXPECT_STR(rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     char refund_id[64];
-    snprintf(refund_id, sizeof refund_id, "%s", rstr(&r, "id"));
+    snprintf(refund_id, sizeof refund_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
 
     char evt[64];
@@ -997,8 +933,8 @@ static void test_events_paginate_with_cursor_and_filter_by_type_and_object(void 
         h_resp r;
         get(path, srv.merchant_auth, &r);
         EXPECT_STATUS(&r, 200);
-        EXPECT_STR(rstr(&r, "object"), "list");
-        json_t *data = jpath(r.json, "data");
+        EXPECT_STR(h_rstr(&r, "object"), "list");
+        json_t *data = h_jpath(r.json, "data");
         assert_true(json_is_array(data));
         size_t n = json_array_size(data);
         assert_true(n <= 2);
@@ -1018,7 +954,7 @@ static void test_events_paginate_with_cursor_and_filter_by_type_and_object(void 
             snprintf(after, sizeof after, "%s", id);
             seen++;
         }
-        int more = rbool(&r, "has_more");
+        int more = h_rbool(&r, "has_more");
         assert_true(more == 0 || more == 1);
         h_resp_free(&r);
         pages++;
@@ -1034,31 +970,31 @@ static void test_events_paginate_with_cursor_and_filter_by_type_and_object(void 
     snprintf(path, sizeof path, "/v1/events?limit=%lld", total < 100 ? total : 100);
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    if (total <= 100) assert_int_equal(rbool(&r, "has_more"), 0);
-    EXPECT_STR(rstr(&r, "data.0.id"), first_page_ids[0]);
-    EXPECT_STR(rstr(&r, "data.1.id"), first_page_ids[1]);
+    if (total <= 100) assert_int_equal(h_rbool(&r, "has_more"), 0);
+    EXPECT_STR(h_rstr(&r, "data.0.id"), first_page_ids[0]);
+    EXPECT_STR(h_rstr(&r, "data.1.id"), first_page_ids[1]);
     h_resp_free(&r);
 
     /* Filters: by type, by object, and both. */
     get("/v1/events?type=order.created&limit=100", srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    json_t *data = jpath(r.json, "data");
+    json_t *data = h_jpath(r.json, "data");
     assert_int_equal((long long)json_array_size(data), sql_int("SELECT count(*) FROM events WHERE type = 'order.created'"));
     for (size_t i = 0; i < json_array_size(data); i++)
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "type")), "order.created");
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "type")), "order.created");
     h_resp_free(&r);
 
     snprintf(path, sizeof path, "/v1/events?object_id=%s", orders[4]);
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    data = jpath(r.json, "data");
+    data = h_jpath(r.json, "data");
     assert_int_equal(json_array_size(data), 2); /* order.created, order.paid */
-    EXPECT_STR(json_string_value(jpath(json_array_get(data, 0), "type")), "order.created");
-    EXPECT_STR(json_string_value(jpath(json_array_get(data, 1), "type")), "order.paid");
+    EXPECT_STR(json_string_value(h_jpath(json_array_get(data, 0), "type")), "order.created");
+    EXPECT_STR(json_string_value(h_jpath(json_array_get(data, 1), "type")), "order.paid");
     for (size_t i = 0; i < 2; i++) {
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "object_id")), orders[4]);
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "object_type")), "order");
-        EXPECT_STR(json_string_value(jpath(json_array_get(data, i), "data.object.id")), orders[4]);
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "object_id")), orders[4]);
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "object_type")), "order");
+        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "data.object.id")), orders[4]);
     }
     h_resp_free(&r);
     assert_int_equal(events_of(orders[0], "order.created"), 1);
@@ -1069,16 +1005,16 @@ static void test_events_paginate_with_cursor_and_filter_by_type_and_object(void 
     snprintf(path, sizeof path, "/v1/events?type=order.created&limit=1&starting_after=%s", first_page_ids[0]);
     get(path, srv.merchant_auth, &r);
     EXPECT_STATUS(&r, 200);
-    assert_int_equal(json_array_size(jpath(r.json, "data")), 1);
-    EXPECT_STR(rstr(&r, "data.0.type"), "order.created");
+    assert_int_equal(json_array_size(h_jpath(r.json, "data")), 1);
+    EXPECT_STR(h_rstr(&r, "data.0.type"), "order.created");
     h_resp_free(&r);
 
     /* A bad limit is refused. */
     get("/v1/events?limit=0", srv.merchant_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", NULL);
     h_resp_free(&r);
     get("/v1/events?limit=101", srv.merchant_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid");
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", NULL);
     h_resp_free(&r);
 }
 
@@ -1099,11 +1035,11 @@ static void test_events_are_for_merchant_and_admin_keys_not_end_users(void **sta
     snprintf(auth, sizeof auth, "Bearer %s", jwt);
     free(jwt);
     get("/v1/events", auth, &r);
-    EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role");
+    EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
     h_resp_free(&r);
 
     get("/v1/events", NULL, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "missing_credentials");
+    EXPECT_ERROR(&r, 401, "authentication_error", "missing_credentials", NULL);
     h_resp_free(&r);
 }
 
