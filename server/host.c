@@ -180,6 +180,12 @@ static long svc_base64_decode(payd_arena *a, const char *text, uint8_t **out)
     return len;
 }
 
+static payd_arena *svc_arena_new(const payd_host *h)
+{
+    (void)h;
+    return arena_new();
+}
+
 static void svc_cleanse(void *p, size_t len)
 {
     OPENSSL_cleanse(p, len);
@@ -551,4 +557,6 @@ void host_fill(payd_host *h, host_instance *hi)
     h->strndup = svc_strndup;
     h->sprintf = svc_sprintf;
     h->cleanse = svc_cleanse;
+    h->arena_new = svc_arena_new;
+    h->arena_free = arena_free;
 }

@@ -157,6 +157,10 @@ int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, c
     json_t *after = json_loads(text, 0, NULL);
     if (after && p->provider_request_id)
         json_object_set_new(after, "provider_request_id", json_string(p->provider_request_id));
+    if (after && p->provider_raw) {
+        json_t *raw = json_loads(p->provider_raw, JSON_REJECT_DUPLICATES, NULL);
+        if (raw) json_object_set_new(after, "provider_raw", raw);
+    }
     char entity[64];
     snprintf(entity, sizeof entity, "payment:%s", p->id);
     rc = audit_write(c, entity, op_actor(x), action, x->request_id, p->before, after);

@@ -24,6 +24,7 @@ typedef struct payment_row {
     int op_attempt, janitor_attempts, outcome_unknown, needs_review;
     int janitor_delay_s;      /* -1 = none; set to schedule the janitor */
     const char *provider_request_id; /* the provider's request id, kept in the audit row */
+    const char *provider_raw;        /* the provider's redacted answer (JSON), kept there too */
     json_t *before;           /* representation when loaded (owned) */
 } payment_row;
 

