@@ -27,7 +27,7 @@
 
 STORE_STMT(stmt_audit_insert,
            "INSERT INTO audit_log (entity, actor, action, request_id, before, after, prev_hash, hash)"
-           " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, '\\x', '\\x')");
+           " VALUES ($1, $2, $3, $4, $5::json, $6::json, '\\x', '\\x')");
 
 int audit_write(store_conn *c, const char *entity, const char *actor, const char *action,
                 const char *request_id, json_t *before, json_t *after)

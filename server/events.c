@@ -19,8 +19,8 @@
 
 STORE_STMT(stmt_emit,
            "WITH e AS (INSERT INTO events (id, type, object_type, object_id, order_id, user_id, data, request_id)"
-           " VALUES ($1, $2, $3, $4, $5, $6, jsonb_build_object('object', $7::jsonb, 'order',"
-           "  (SELECT " ORDER_JSON "::jsonb FROM orders o WHERE o.id = $5 AND $3 <> 'order')), $8) RETURNING id)"
+           " VALUES ($1, $2, $3, $4, $5, $6, json_build_object('object', $7::json, 'order',"
+           "  (SELECT " ORDER_JSON "::json FROM orders o WHERE o.id = $5 AND $3 <> 'order')), $8) RETURNING id)"
            " INSERT INTO outbox (event_id, notifier) SELECT e.id, n FROM e, unnest($9::text[]) AS n");
 
 int events_emit(store_conn *c, const registry *mods, const char *type, const char *object_type,

@@ -117,6 +117,9 @@ static int cmd_serve(const char *path)
 
     app a;
     if (app_open(&a, path, 1, 1) != 0) return 1;
+    int warm = store_warm(a.db);
+    if (warm < a.cfg->db_pool)
+        log_warn("payd", "database: %d of %d pooled connections open; the rest retry on use", warm, a.cfg->db_pool);
     if (http_start(&a) != 0) {
         app_close(&a);
         return 1;

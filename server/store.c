@@ -109,6 +109,26 @@ int store_open(store **out, const char *url, int size, int wait_ms, int statemen
     return STORE_OK;
 }
 
+int store_warm(store *s)
+{
+    int open = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->size; i++) {
+        store_conn *c = &s->conns[i];
+        if (!c->broken) {
+            open++;
+            continue;
+        }
+        c->pg = store_connect(s);
+        if (!c->pg) break; /* down: the rest reconnect lazily */
+        c->broken = 0;
+        memset(c->prepared, 0, sizeof c->prepared);
+        open++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return open;
+}
+
 void store_close(store *s)
 {
     if (!s) return;

@@ -34,6 +34,10 @@ typedef struct store_stats {
 
 int store_open(store **out, const char *url, int size, int wait_ms, int statement_timeout_ms);
 void store_close(store *s);
+/* Opens every pooled connection now rather than on first use, so the first
+ * burst of requests does not pay for (and time out on) a connection storm.
+ * Returns how many are open; a database that is down is not an error. */
+int store_warm(store *s);
 
 /* Check a connection out of the pool (blocks up to the wait timeout) and
  * back in. NULL means STORE_E_UNAVAILABLE. */

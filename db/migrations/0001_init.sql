@@ -202,7 +202,7 @@ CREATE TABLE events (
     object_id   text NOT NULL,
     order_id    text,
     user_id     text,
-    data        jsonb NOT NULL,
+    data        json NOT NULL,
     request_id  text,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -263,8 +263,8 @@ CREATE TABLE audit_log (
     actor      text NOT NULL,
     action     text NOT NULL,
     request_id text,
-    before     jsonb,
-    after      jsonb,
+    before     json,   -- json, not jsonb: kept byte for byte as hashed
+    after      json,
     created_at timestamptz NOT NULL DEFAULT now(),
     prev_hash  bytea NOT NULL,
     hash       bytea NOT NULL,
@@ -276,7 +276,7 @@ CREATE INDEX audit_log_txid ON audit_log (txid);
 -- The canonical text of an audit row, hashed into the chain. payd's
 -- audit-verify rebuilds the same text from the stored columns.
 CREATE FUNCTION payd_audit_canonical(entity text, seq bigint, actor text, action text,
-                                     request_id text, before jsonb, after jsonb,
+                                     request_id text, before json, after json,
                                      created_at timestamptz) RETURNS bytea
 LANGUAGE sql IMMUTABLE AS $$
     SELECT convert_to(concat_ws('|', entity, seq::text, actor, action, coalesce(request_id, ''),
