@@ -231,7 +231,6 @@ static const key_spec server_keys[] = {
     {"http_timeout_ms", I(http_timeout_ms, 100, 600000)},
     {"log_level", K_LOGLEVEL, offsetof(config, log_level), 0, 0},
     {"test_mode", B(test_mode)},
-    {"web_root", S(web_root)},
     {"module_dir", S(module_dir)},
     {NULL, 0, 0, 0, 0}};
 static const key_spec database_keys[] = {
@@ -262,7 +261,7 @@ static const key_spec outbox_keys[] = {
     {"lease_s", I(outbox_lease_s, 5, 3600)},
     {NULL, 0, 0, 0, 0}};
 static const key_spec routing_keys[] = {
-    {"default", S(route_default)}, {"fallback", S(route_fallback)}, {NULL, 0, 0, 0, 0}};
+    {"default", S(route_default)}, {NULL, 0, 0, 0, 0}};
 
 static void apply_value(config *cfg, config_errors *errs, const char *section,
                         const key_spec *k, const config_entry *e)
@@ -411,8 +410,8 @@ static void check_routing(config *cfg, config_errors *errs)
     const config_section *rs = config_section_find(cfg, "routing");
     struct {
         const char *key, *name;
-    } named[] = {{"default", cfg->route_default}, {"fallback", cfg->route_fallback}};
-    for (size_t i = 0; i < 2; i++) {
+    } named[] = {{"default", cfg->route_default}};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         if (!named[i].name) continue;
         char sec[80];
         snprintf(sec, sizeof sec, "gateway.%s", named[i].name);
@@ -507,9 +506,8 @@ void config_free(config *cfg)
     if (cfg->jwt_secret) explicit_bzero(cfg->jwt_secret, strlen(cfg->jwt_secret));
     if (cfg->database_url) explicit_bzero(cfg->database_url, strlen(cfg->database_url));
     char **strs[] = {&cfg->path,         &cfg->listen,      &cfg->public_url,
-                     &cfg->web_root,     &cfg->module_dir,   &cfg->database_url, &cfg->redis_url,
-                     &cfg->jwt_secret,   &cfg->janitor_schedule, &cfg->outbox_schedule, &cfg->route_default,
-                     &cfg->route_fallback};
+                     &cfg->module_dir,   &cfg->database_url, &cfg->redis_url,
+                     &cfg->jwt_secret,   &cfg->janitor_schedule, &cfg->outbox_schedule, &cfg->route_default};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) free(*strs[i]);
     memset(cfg, 0, sizeof *cfg);
 }

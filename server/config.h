@@ -39,7 +39,6 @@ typedef struct config {
     int http_timeout_ms;
     int log_level;
     int test_mode;
-    char *web_root;
     char *module_dir;
     /* [database] */
     char *database_url;
@@ -67,7 +66,6 @@ typedef struct config {
     int outbox_lease_s;
     /* [routing] */
     char *route_default;
-    char *route_fallback;
     config_route *routes;
     size_t route_count;
 } config;
