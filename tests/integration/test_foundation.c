@@ -349,7 +349,7 @@ static void test_check_config_accepts_good_minimal_with_extra_exported_symbol(vo
                  "module = %s\n"
                  "[routing]\n"
                  "default = main\n"
-                 "fallback = backup\n",
+                 "currency.EUR = backup\n",
                  testmod("good_minimal"), testmod("good_minimal"));
     if (c.rc != 0) print_error("%s\n", c.out);
     assert_int_equal(c.rc, 0);

@@ -105,7 +105,6 @@ static void test_defaults_apply_when_only_database_url_is_set(void **state)
     assert_int_equal(c->http_timeout_ms, 15000);
     assert_int_equal(c->log_level, LOG_INFO);
     assert_int_equal(c->test_mode, 0);
-    assert_null(c->web_root);
     assert_null(c->module_dir);
     assert_int_equal(c->db_pool, 8);
     assert_int_equal(c->db_wait_ms, 2000);
@@ -120,7 +119,6 @@ static void test_defaults_apply_when_only_database_url_is_set(void **state)
     assert_string_equal(c->janitor_schedule, "60,300,3600,86400");
     assert_int_equal(c->janitor_max_attempts, 8);
     assert_null(c->route_default);
-    assert_null(c->route_fallback);
     assert_int_equal(c->route_count, 0);
     assert_string_equal(c->path, l.path);
     unload(&l);
@@ -139,7 +137,6 @@ static void test_values_are_parsed_into_typed_fields(void **state)
              "http_timeout_ms = 2500\n"
              "log_level = debug\n"
              "test_mode = yes\n"
-             "web_root = /srv/web\n"
              "module_dir = /opt/payd/modules\n"
              "[database]\n"
              "url = postgresql://u@h:5/db\n"
@@ -166,7 +163,6 @@ static void test_values_are_parsed_into_typed_fields(void **state)
     assert_int_equal(c->http_timeout_ms, 2500);
     assert_int_equal(c->log_level, LOG_DEBUG);
     assert_int_equal(c->test_mode, 1);
-    assert_string_equal(c->web_root, "/srv/web");
     assert_string_equal(c->module_dir, "/opt/payd/modules");
     assert_string_equal(c->database_url, "postgresql://u@h:5/db");
     assert_int_equal(c->db_pool, 32);
@@ -534,12 +530,12 @@ static void test_routing_naming_a_missing_gateway_names_the_line(void **state)
              "module = mock\n"         /* 4 */
              "[routing]\n"             /* 5 */
              "default = primary\n"     /* 6 */
-             "fallback = backup\n"     /* 7 */
+             "fallback = backup\n"     /* 7: not a payd key (docs/decisions.md) */
              "currency.JPY = japan\n"  /* 8 */
              "currency.USD = main\n"); /* 9 */
     assert_int_equal(l.rc, -1);
     assert_error(&l, "6: [routing] default names gateway 'primary', which has no [gateway.primary] section");
-    assert_error(&l, "7: [routing] fallback names gateway 'backup', which has no [gateway.backup] section");
+    assert_error(&l, "7: unknown key 'fallback' in [routing]");
     assert_error(&l, "8: [routing] currency.JPY names gateway 'japan', which has no [gateway.japan] section");
     assert_int_equal(l.errs.count, 3);
     unload(&l);
@@ -568,16 +564,14 @@ static void test_routing_currencies_are_upper_cased_and_validated(void **state)
              "[gateway.jp]\nmodule = mock\n"
              "[routing]\n"
              "default = main\n"
-             "fallback = jp\n"
              "currency.jpy = jp\n"
              "currency.EUR = main\n");
     assert_ok(&l);
     assert_string_equal(l.cfg.route_default, "main");
-    assert_string_equal(l.cfg.route_fallback, "jp");
     assert_int_equal(l.cfg.route_count, 2);
     assert_string_equal(l.cfg.routes[0].currency, "JPY");
     assert_string_equal(l.cfg.routes[0].gateway, "jp");
-    assert_int_equal(l.cfg.routes[0].line, 10);
+    assert_int_equal(l.cfg.routes[0].line, 9);
     assert_string_equal(l.cfg.routes[1].currency, "EUR");
     unload(&l);
 
