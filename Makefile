@@ -104,7 +104,7 @@ $(BUILD)/tests/test_%: tests/integration/test_%.c tests/integration/harness.c te
 	$(CC) $(CFLAGS) -Itests/integration $< tests/integration/harness.c -o $@ $(LDFLAGS_SAN) -lcmocka -lcurl -ljansson -lpq -lcrypto -lpthread
 
 test-build: deps
-	$(MAKE) BUILD=build/san SAN=1 build/san/payd $(patsubst $(BUILD)/%,build/san/%,$(MODULE_SO)) \
+	$(MAKE) -j$$(nproc) BUILD=build/san SAN=1 build/san/payd $(patsubst $(BUILD)/%,build/san/%,$(MODULE_SO)) \
 	    $(patsubst $(BUILD)/%,build/san/%,$(UNIT_BIN) $(INTEG_BIN) $(TESTMOD_SO) $(FAKE_BIN) $(MODCHECK))
 
 test: test-build
