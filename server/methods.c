@@ -283,8 +283,10 @@ int methods_delete(op_ctx *x, const char *customer_id, const char *pm_id, json_t
     store_release(c);
     instance *gw = modules_gateway(x->a->mods, store_val(m, 0, "gateway"));
     if (gw && gw->gw.delete_method) {
+        char key[160];
+        snprintf(key, sizeof key, "payd-%s-delete-%s", customer_id, pm_id);
         payd_method_req req = {.struct_size = sizeof req, .customer_ref = store_val(m, 0, "customer_ref"),
-                               .method_ref = store_val(m, 0, "provider_ref")};
+                               .method_ref = store_val(m, 0, "provider_ref"), .idempotency_key = key};
         payd_method res = {.struct_size = sizeof res};
         payd_error e = {0};
         int mrc = gw->gw.delete_method(gw->state, &req, &res, x->arena, &e);
