@@ -116,6 +116,22 @@ run: all
 bench: all
 	scripts/bench.sh $(BUILD)
 
+# Installs under PREFIX (default /usr/local): the binaries, the modules in
+# lib/payd/modules (found there by default), the SDK header and guide, and an
+# example config. DESTDIR works for packaging.
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/payd/modules \
+	    $(DESTDIR)$(PREFIX)/include/payd $(DESTDIR)$(PREFIX)/share/payd
+	install -m 755 $(BUILD)/payd $(DESTDIR)$(PREFIX)/bin/payd
+	[ ! -f $(BUILD)/payd-modcheck ] || install -m 755 $(BUILD)/payd-modcheck $(DESTDIR)$(PREFIX)/bin/payd-modcheck
+	install -m 644 $(MODULE_SO) $(DESTDIR)$(PREFIX)/lib/payd/modules/
+	for d in modules/*/templates; do [ -d "$$d" ] || continue; n=$$(basename $$(dirname $$d)); \
+	    install -d $(DESTDIR)$(PREFIX)/lib/payd/modules/$$n/templates; \
+	    install -m 644 $$d/* $(DESTDIR)$(PREFIX)/lib/payd/modules/$$n/templates/; done
+	install -m 644 sdk/include/payd/module.h $(DESTDIR)$(PREFIX)/include/payd/module.h
+	install -m 644 sdk/README.md conf/payd.conf $(DESTDIR)$(PREFIX)/share/payd/
+
 clean:
 	rm -rf build
 

@@ -41,6 +41,8 @@ static void usage(void)
             "       payd version\n");
 }
 
+/* Modules sit next to the binary in a build tree (build/modules) and under
+ * ../lib/payd/modules once installed (make install). */
 static void module_dir_default(char *out, size_t len)
 {
     char exe[PATH_MAX];
@@ -50,7 +52,10 @@ static void module_dir_default(char *out, size_t len)
         return;
     }
     exe[n] = '\0';
-    snprintf(out, len, "%s/modules", dirname(exe));
+    const char *dir = dirname(exe);
+    snprintf(out, len, "%s/modules", dir);
+    if (access(out, R_OK) == 0) return;
+    snprintf(out, len, "%s/../lib/payd/modules", dir);
 }
 
 static void print_errors(const config_errors *errs)
