@@ -188,7 +188,11 @@ static int config_on_value(void *user, const char *section, const char *name, co
     }
     int secret = 0;
     char *resolved = resolve_value(ctx, value, &secret);
-    if (!resolved) return 1;
+    if (!resolved) {
+        /* Reported already; remembered so it is not also called missing. */
+        if (strcmp(section, "database") == 0 && strcmp(name, "url") == 0) ctx->cfg->database_url_unresolved = 1;
+        return 1;
+    }
     if (s->count == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
         config_entry *e = realloc(s->entries, cap * sizeof *e);
@@ -462,7 +466,7 @@ int config_load(const char *path, config *cfg, config_errors *errs)
         const config_section *s = config_section_find(cfg, core[i].name);
         if (s) apply_section(cfg, errs, s, core[i].keys);
     }
-    if (!cfg->database_url) {
+    if (!cfg->database_url && !cfg->database_url_unresolved) {
         const config_section *db = config_section_find(cfg, "database");
         config_errors_add(errs, "%s:%d: missing required key 'url' in [database]", path,
                           db ? db->line : 1);

@@ -42,6 +42,7 @@ typedef struct config {
     char *module_dir;
     /* [database] */
     char *database_url;
+    int database_url_unresolved; /* given as env:/file: that could not be read */
     int db_pool;
     int db_wait_ms;
     int db_statement_timeout_ms;
