@@ -35,7 +35,7 @@ int audit_write(store_conn *c, const char *entity, const char *actor, const char
     char *b = before ? json_dumps(before, JSON_COMPACT) : NULL;
     char *a = after ? json_dumps(after, JSON_COMPACT) : NULL;
     const char *params[] = {entity, actor, action, request_id, b, a};
-    int rc = store_query(c, &stmt_audit_insert, 6, params, NULL);
+    int rc = store_defer(c, &stmt_audit_insert, 6, params);
     free(b);
     free(a);
     return rc;

@@ -9,7 +9,8 @@
 struct app;
 
 /*
- * Appends one audit row inside the caller's transaction. The database
+ * Appends one audit row inside the caller's transaction (sent with its
+ * COMMIT; see store_defer). The database
  * trigger assigns the entity's next sequence number and chains the hash
  * under that entity's head row lock. before/after are borrowed (may be
  * NULL). Returns STORE_OK or a STORE_E_* code.

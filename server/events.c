@@ -42,7 +42,7 @@ int events_emit(store_conn *c, const registry *mods, const char *type, const cha
     snprintf(subscribers + used, sizeof subscribers - used, "}");
     const char *params[] = {id, type, object_type, object_id, order_id, user_id, object_json,
                             request_id, subscribers};
-    return store_query(c, &stmt_emit, 9, params, NULL);
+    return store_defer(c, &stmt_emit, 9, params);
 }
 
 STORE_STMT(stmt_list,

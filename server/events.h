@@ -11,7 +11,8 @@
 /*
  * Records event `type` about an object, inside the caller's transaction,
  * with one outbox row per notifier subscribed to the type. `object_json` is
- * the object's JSON representation as text (borrowed). STORE_OK or error.
+ * the object's JSON representation as text (borrowed). The write is sent
+ * with the transaction's COMMIT (store_defer). STORE_OK or error.
  */
 int events_emit(store_conn *c, const registry *mods, const char *type, const char *object_type,
                 const char *object_id, const char *order_id, const char *user_id,

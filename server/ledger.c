@@ -24,7 +24,7 @@ int ledger_append(store_conn *c, const char *entry_type, const char *payment_id,
     snprintf(amt, sizeof amt, "%lld", (long long)amount);
     const char *params[] = {entry_type, payment_id, refund_id, order_id, gateway, amt, currency,
                             request_id};
-    return store_query(c, &stmt_append, 8, params, NULL);
+    return store_defer(c, &stmt_append, 8, params);
 }
 
 STORE_STMT(stmt_list,

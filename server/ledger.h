@@ -8,7 +8,8 @@
 #include "fault.h"
 #include "store.h"
 
-/* Appends one movement inside the caller's transaction. */
+/* Appends one movement inside the caller's transaction (sent with its
+ * COMMIT; see store_defer). */
 int ledger_append(store_conn *c, const char *entry_type, const char *payment_id,
                   const char *refund_id, const char *order_id, const char *gateway, int64_t amount,
                   const char *currency, const char *request_id);

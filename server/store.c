@@ -29,11 +29,21 @@
 
 #define STORE_MAX_STMTS 512
 
+/* A write whose result nobody reads, sent with the COMMIT (store_defer). */
+typedef struct deferred_write {
+    store_stmt *st;
+    int nparams;
+    char **params;
+} deferred_write;
+
 struct store_conn {
     store *pool;
     PGconn *pg;
     int broken;
     int in_tx;
+    int begin_pending;        /* BEGIN goes out with the next statement */
+    deferred_write *deferred;
+    size_t deferred_count, deferred_cap;
     uint8_t prepared[STORE_MAX_STMTS / 8];
     char sqlstate[6];
     char error[256];
@@ -51,6 +61,16 @@ struct store {
 };
 
 static _Atomic int next_stmt_id = 0;
+
+static void deferred_clear(store_conn *c)
+{
+    for (size_t i = 0; i < c->deferred_count; i++) {
+        for (int k = 0; k < c->deferred[i].nparams; k++) free(c->deferred[i].params[k]);
+        free(c->deferred[i].params);
+    }
+    c->deferred_count = 0;
+}
+
 
 static int stmt_id(store_stmt *st)
 {
@@ -132,8 +152,11 @@ int store_warm(store *s)
 void store_close(store *s)
 {
     if (!s) return;
-    for (int i = 0; i < s->size; i++)
+    for (int i = 0; i < s->size; i++) {
         if (s->conns[i].pg) PQfinish(s->conns[i].pg);
+        deferred_clear(&s->conns[i]);
+        free(s->conns[i].deferred);
+    }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->available);
     explicit_bzero(s->url, strlen(s->url));
@@ -197,6 +220,8 @@ void store_release(store_conn *c)
     if (!c) return;
     store *s = c->pool;
     if (c->in_tx && !c->broken) store_rollback(c);
+    deferred_clear(c);
+    c->begin_pending = 0;
     if (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE) c->broken = 1;
     pthread_mutex_lock(&s->lock);
     s->free_list[s->free_count++] = c;
@@ -222,20 +247,136 @@ static int classify(store_conn *c, PGresult *r)
     return STORE_E_QUERY;
 }
 
+static int stmt_prepared(const store_conn *c, int id)
+{
+    return (c->prepared[id / 8] >> (id % 8)) & 1;
+}
+
+/* One command of a pipeline: a prepared statement, or a parameterless SQL
+ * text (BEGIN, COMMIT). */
+typedef struct pipe_cmd {
+    store_stmt *st;
+    const char *sql;
+    int nparams;
+    const char *const *params;
+} pipe_cmd;
+
+/*
+ * Sends `cmds` in one libpq pipeline (one round trip), preparing any
+ * statement this connection has not prepared yet in the same pipeline, and
+ * reads every result. The result of cmds[keep] goes to *out (if out). The
+ * first error decides the return code; the commands after it are aborted by
+ * the server, which is what a transaction wants. Never leaves the connection
+ * in pipeline mode; a connection that broke mid-way is marked broken.
+ */
+static int pipe_run(store_conn *c, const pipe_cmd *cmds, int n, int keep, PGresult **out)
+{
+    int stack_slots[64];
+    /* Each command takes a slot, plus one for a prepare it needs: >0 in a
+     * slot names the statement id that slot prepares. */
+    int *slot_prepare_id = 2 * n <= 64 ? stack_slots : malloc(2 * (size_t)n * sizeof(int));
+    int slot_keep = -1, slots = 0;
+    if (out) *out = NULL;
+    if (!slot_prepare_id) return STORE_E_QUERY;
+    if (!PQenterPipelineMode(c->pg)) {
+        c->broken = 1;
+        if (slot_prepare_id != stack_slots) free(slot_prepare_id);
+        return STORE_E_UNAVAILABLE;
+    }
+    int sent = 1;
+    for (int i = 0; i < n && sent; i++) {
+        if (cmds[i].st) {
+            int id = stmt_id(cmds[i].st);
+            char name[16];
+            snprintf(name, sizeof name, "s%d", id);
+            int prepare = !stmt_prepared(c, id);
+            for (int k = 0; k < slots && prepare; k++)
+                if (slot_prepare_id[k] == id) prepare = 0; /* already queued here */
+            if (prepare) {
+                sent = PQsendPrepare(c->pg, name, cmds[i].st->sql, 0, NULL);
+                slot_prepare_id[slots++] = id;
+            }
+            sent = sent && PQsendQueryPrepared(c->pg, name, cmds[i].nparams, cmds[i].params, NULL, NULL, 0);
+        } else {
+            sent = PQsendQueryParams(c->pg, cmds[i].sql, 0, NULL, NULL, NULL, NULL, 0);
+        }
+        if (i == keep) slot_keep = slots;
+        slot_prepare_id[slots++] = 0;
+    }
+    if (!sent || !PQpipelineSync(c->pg)) {
+        c->broken = 1;
+        snprintf(c->error, sizeof c->error, "%s", PQerrorMessage(c->pg));
+        if (slot_prepare_id != stack_slots) free(slot_prepare_id);
+        return STORE_E_UNAVAILABLE;
+    }
+    int rc = STORE_OK;
+    for (int k = 0; k < slots; k++) {
+        PGresult *r;
+        int results = 0;
+        while ((r = PQgetResult(c->pg)) != NULL) {
+            results++;
+            ExecStatusType st = PQresultStatus(r);
+            int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+            if (!ok && st != PGRES_PIPELINE_ABORTED && rc == STORE_OK) {
+                rc = classify(c, r);
+                if (rc == STORE_E_QUERY) log_error("store", "pipelined query failed: %s (%s)", c->error, c->sqlstate);
+            }
+            if (ok && slot_prepare_id[k] > 0)
+                c->prepared[slot_prepare_id[k] / 8] |= (uint8_t)(1u << (slot_prepare_id[k] % 8));
+            if (ok && k == slot_keep && out && !*out) *out = r;
+            else PQclear(r);
+        }
+        if (results == 0 && PQstatus(c->pg) != CONNECTION_OK) {
+            c->broken = 1;
+            rc = STORE_E_UNAVAILABLE;
+            break;
+        }
+    }
+    /* The sync point. */
+    for (int tries = 0; !c->broken && tries < 4; tries++) {
+        PGresult *r = PQgetResult(c->pg);
+        if (!r) {
+            if (PQstatus(c->pg) != CONNECTION_OK) c->broken = 1;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC) break;
+    }
+    if (slot_prepare_id != stack_slots) free(slot_prepare_id);
+    if (!c->broken && !PQexitPipelineMode(c->pg)) c->broken = 1;
+    if (c->broken && rc == STORE_OK) rc = STORE_E_UNAVAILABLE;
+    if (rc != STORE_OK && out && *out) {
+        PQclear(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /*
  * Runs `st` with text parameters, preparing it on this connection first if
- * needed (one extra round trip, once per connection). Returns STORE_OK and
- * the result in *out (caller clears), or a STORE_E_* code.
+ * needed (once per connection). Inside a transaction whose BEGIN has not
+ * gone out yet, BEGIN travels with this statement. Returns STORE_OK and the
+ * result in *out (caller clears; out may be NULL), or a STORE_E_* code.
  */
 int store_query(store_conn *c, store_stmt *st, int nparams, const char *const *params,
                 PGresult **out)
 {
     if (out) *out = NULL;
     if (c->broken) return STORE_E_UNAVAILABLE;
+    if (c->begin_pending) {
+        c->begin_pending = 0;
+        pipe_cmd cmds[2] = {{.sql = "BEGIN"}, {.st = st, .nparams = nparams, .params = params}};
+        PGresult *r = NULL;
+        int rc = pipe_run(c, cmds, 2, 1, &r);
+        if (out) *out = r;
+        else PQclear(r);
+        return rc;
+    }
     int id = stmt_id(st);
     char name[16];
     snprintf(name, sizeof name, "s%d", id);
-    if (!(c->prepared[id / 8] & (1u << (id % 8)))) {
+    if (!stmt_prepared(c, id)) {
         PGresult *p = PQprepare(c->pg, name, st->sql, 0, NULL);
         if (PQresultStatus(p) != PGRES_COMMAND_OK) {
             int rc = classify(c, p);
@@ -261,9 +402,49 @@ int store_query(store_conn *c, store_stmt *st, int nparams, const char *const *p
     return STORE_OK;
 }
 
+/*
+ * Queues a write whose result nobody reads (audit rows, ledger rows,
+ * events) to go out with the COMMIT, in one round trip with the other
+ * queued writes. Outside a transaction it runs at once. Parameters are
+ * copied. An error surfaces from store_commit, which then rolls back.
+ */
+int store_defer(store_conn *c, store_stmt *st, int nparams, const char *const *params)
+{
+    if (!c->in_tx) return store_query(c, st, nparams, params, NULL);
+    if (c->broken) return STORE_E_UNAVAILABLE;
+    if (c->deferred_count == c->deferred_cap) {
+        size_t cap = c->deferred_cap ? c->deferred_cap * 2 : 8;
+        deferred_write *d = realloc(c->deferred, cap * sizeof *d);
+        if (!d) return STORE_E_QUERY;
+        c->deferred = d;
+        c->deferred_cap = cap;
+    }
+    deferred_write *w = &c->deferred[c->deferred_count];
+    w->st = st;
+    w->nparams = nparams;
+    w->params = calloc((size_t)(nparams ? nparams : 1), sizeof *w->params);
+    if (!w->params) return STORE_E_QUERY;
+    for (int i = 0; i < nparams; i++) {
+        if (!params[i]) continue;
+        w->params[i] = strdup(params[i]);
+        if (!w->params[i]) {
+            for (int k = 0; k < i; k++) free(w->params[k]);
+            free(w->params);
+            return STORE_E_QUERY;
+        }
+    }
+    c->deferred_count++;
+    return STORE_OK;
+}
+
 int store_command(store_conn *c, const char *sql)
 {
     if (c->broken) return STORE_E_UNAVAILABLE;
+    if (c->begin_pending) {
+        c->begin_pending = 0;
+        int rc = store_command(c, "BEGIN");
+        if (rc != STORE_OK) return rc;
+    }
     PGresult *r = PQexec(c->pg, sql);
     ExecStatusType status = PQresultStatus(r);
     int rc = STORE_OK;
@@ -272,23 +453,66 @@ int store_command(store_conn *c, const char *sql)
     return rc;
 }
 
+/* Starts a transaction. BEGIN is not sent yet: it travels with the first
+ * statement, saving a round trip. */
 int store_begin(store_conn *c)
 {
-    int rc = store_command(c, "BEGIN");
-    if (rc == STORE_OK) c->in_tx = 1;
-    return rc;
+    if (c->broken) return STORE_E_UNAVAILABLE;
+    c->in_tx = 1;
+    c->begin_pending = 1;
+    return STORE_OK;
 }
 
+/* Sends the queued writes and COMMIT together. On any error the
+ * transaction is rolled back and nothing of it remains. */
 int store_commit(store_conn *c)
 {
-    int rc = store_command(c, "COMMIT");
+    if (c->broken) {
+        deferred_clear(c);
+        c->in_tx = c->begin_pending = 0;
+        return STORE_E_UNAVAILABLE;
+    }
+    if (c->begin_pending && c->deferred_count == 0) { /* nothing was done */
+        c->in_tx = c->begin_pending = 0;
+        return STORE_OK;
+    }
+    size_t n = c->deferred_count + 2;
+    pipe_cmd *cmds = calloc(n, sizeof *cmds);
+    if (!cmds) {
+        store_rollback(c);
+        return STORE_E_QUERY;
+    }
+    int k = 0;
+    if (c->begin_pending) cmds[k++].sql = "BEGIN";
+    for (size_t i = 0; i < c->deferred_count; i++) {
+        cmds[k].st = c->deferred[i].st;
+        cmds[k].nparams = c->deferred[i].nparams;
+        cmds[k].params = (const char *const *)c->deferred[i].params;
+        k++;
+    }
+    cmds[k++].sql = "COMMIT";
+    int rc = pipe_run(c, cmds, k, -1, NULL);
+    free(cmds);
+    deferred_clear(c);
+    c->begin_pending = 0;
+    if (rc != STORE_OK && !c->broken) {
+        /* An aborted pipeline never reached COMMIT: end the transaction. */
+        PGresult *r = PQexec(c->pg, "ROLLBACK");
+        PQclear(r);
+    }
     c->in_tx = 0;
     return rc;
 }
 
 void store_rollback(store_conn *c)
 {
-    if (!c->broken) store_command(c, "ROLLBACK");
+    deferred_clear(c);
+    if (c->begin_pending) {
+        c->begin_pending = 0; /* nothing was sent */
+    } else if (!c->broken) {
+        PGresult *r = PQexec(c->pg, "ROLLBACK");
+        PQclear(r);
+    }
     c->in_tx = 0;
 }
 

@@ -48,6 +48,10 @@ void store_release(store_conn *c);
  * PQclear()s it; out may be NULL to discard). Text-format parameters. */
 int store_query(store_conn *c, store_stmt *st, int nparams, const char *const *params,
                 PGresult **out);
+/* Queue a write whose result is not needed (audit, ledger, events): it is
+ * sent with the COMMIT, in the same round trip. Runs at once outside a
+ * transaction. Parameters are copied. */
+int store_defer(store_conn *c, store_stmt *st, int nparams, const char *const *params);
 /* Run a parameterless, unprepared command (BEGIN, COMMIT...). */
 int store_command(store_conn *c, const char *sql);
 
