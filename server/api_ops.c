@@ -114,7 +114,8 @@ static void serve_page(http_req *r, instance *in, const char *path)
     }
     http_reply_raw(r, res.status, res.content_type ? res.content_type : "text/html; charset=utf-8",
                    res.body ? res.body : "", res.body ? res.body_len : 0);
-    if (res.location) r->location = arena_strdup(r->arena, res.location);
+    /* A module's redirect becomes a header: no line breaks may pass. */
+    if (res.location && !strpbrk(res.location, "\r\n")) r->location = arena_strdup(r->arena, res.location);
 }
 
 void api_ops_mock_page(app *a, http_req *r)

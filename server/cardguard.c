@@ -105,6 +105,8 @@ static int walk(json_t *v, int allow, char *path, size_t path_len, size_t used)
         json_t *child;
         json_object_foreach(v, key, child) {
             int n = snprintf(path + used, path_len - used, "%s%s", used ? "." : "", key);
+            /* A key is stored like a value (metadata): check it too. */
+            if (cardguard_text_has_pan(key, strlen(key), allow)) return 1;
             size_t next = used + (n > 0 ? (size_t)n : 0);
             if (next >= path_len) next = path_len - 1;
             if (walk(child, allow, path, path_len, next)) return 1;

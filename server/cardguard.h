@@ -11,7 +11,8 @@
 int cardguard_text_has_pan(const char *s, size_t len, int allow_test_cards);
 
 /*
- * Walks a JSON document. Returns 0 when clean; otherwise 1 and writes the
+ * Walks a JSON document, keys and values. Returns 0 when clean; otherwise 1
+ * and writes the
  * dotted path of the first offending field ("items.0.name") into path.
  * With allow_test_cards, the mock gateway's documented test numbers pass.
  */

@@ -29,20 +29,25 @@ int events_emit(store_conn *c, const registry *mods, const char *type, const cha
 {
     char id[IDS_MAX];
     ids_new("evt", id);
-    /* Instance names are [a-z0-9_-], so they need no quoting in the literal. */
-    char subscribers[1024] = "{";
-    size_t used = 1;
+    /* Instance names are [a-z0-9_-] (config.c), so they need no quoting in
+     * the array literal; names are at most 48 characters. */
+    size_t cap = 3 + mods->notifier_count * 50;
+    char *subscribers = malloc(cap);
+    if (!subscribers) return STORE_E_QUERY;
+    size_t used = 0;
+    subscribers[used++] = '{';
     for (size_t i = 0; i < mods->notifier_count; i++) {
         const instance *n = mods->notifiers[i];
         if (!modules_notifier_wants(n, type)) continue;
-        int w = snprintf(subscribers + used, sizeof subscribers - used, "%s%s", used > 1 ? "," : "",
-                         n->name);
-        if (w > 0 && (size_t)w < sizeof subscribers - used) used += (size_t)w;
+        used += (size_t)snprintf(subscribers + used, cap - used, "%s%s", used > 1 ? "," : "", n->name);
     }
-    snprintf(subscribers + used, sizeof subscribers - used, "}");
+    subscribers[used++] = '}';
+    subscribers[used] = '\0';
     const char *params[] = {id, type, object_type, object_id, order_id, user_id, object_json,
                             request_id, subscribers};
-    return store_defer(c, &stmt_emit, 9, params);
+    int rc = store_defer(c, &stmt_emit, 9, params); /* copies the parameters */
+    free(subscribers);
+    return rc;
 }
 
 STORE_STMT(stmt_list,

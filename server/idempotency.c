@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "cardguard.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
@@ -60,6 +61,11 @@ int idempotency_begin(app *a, http_req *r, idempotency_slot *slot)
     if (klen == 0 || klen > 255) {
         http_reply_error(r, 400, "idempotency_error", "idempotency_key_invalid", NULL,
                          "Idempotency-Key must be 1 to 255 characters");
+        return IDEMPOTENCY_ANSWERED;
+    }
+    if (cardguard_text_has_pan(key, klen, 0)) { /* keys are stored */
+        http_reply_error(r, 400, "invalid_request_error", "card_data_not_allowed", NULL,
+                         "card numbers are not accepted by payd, not even in an Idempotency-Key");
         return IDEMPOTENCY_ANSWERED;
     }
     /* fingerprint = sha256(method NUL path NUL body) */

@@ -8,7 +8,8 @@
  * next_at forward as a lease and counts the attempt, then commits; so
  * several payd processes on one database never work the same row at once
  * and no lock is held during the provider call. Resolution itself is the
- * domain's (payments_resolve, refunds_resolve).
+ * domain's (payments_resolve, refunds_resolve). Webhook events left
+ * unmatched are retried here too (webhooks_rematch_stale).
  *
  * Runs on the background scheduler thread only.
  */
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "payments.h"
 #include "refunds.h"
+#include "webhooks.h"
 
 #define JANITOR_BATCH "16"
 #define JANITOR_LEASE "300"
@@ -75,4 +77,9 @@ void janitor_run(app *a)
         arena_free(x.arena);
     }
     PQclear(refs);
+    op_ctx x = {.a = a, .who = &system, .request_id = NULL, .arena = arena_new()};
+    if (x.arena) {
+        webhooks_rematch_stale(&x);
+        arena_free(x.arena);
+    }
 }

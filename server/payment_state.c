@@ -24,6 +24,7 @@
 #include "events.h"
 #include "janitor.h"
 #include "ledger.h"
+#include "log.h"
 #include "orders.h"
 
 
@@ -59,6 +60,7 @@ static const char *const allowed_moves[][2] = {
     {"succeeded", "refunded"},                            {"succeeded", "disputed"},
     {"partially_refunded", "refunded"},                   {"partially_refunded", "disputed"},
     {"refunded", "disputed"},
+    /* failed/canceled -> succeeded/requires_capture only via late_success() */
 };
 
 int payment_transition_allowed(const char *from, const char *to)
@@ -201,14 +203,61 @@ static char *next_action_json(op_ctx *x, const payment_view *v)
     return out;
 }
 
+STORE_STMT(stmt_order_taken,
+           "SELECT coalesce(EXISTS (SELECT 1 FROM payments WHERE order_id = $1 AND id <> $2"
+           "  AND status NOT IN ('failed', 'canceled'))"
+           " OR (SELECT status FROM orders WHERE id = $1) NOT IN ('pending', 'payment_pending'), true) AS taken");
+
+/*
+ * The provider says a payment payd had given up on (failed, canceled) took
+ * money after all: a buyer who finished 3-D Secure late, a retry in the
+ * provider's own SDK. The money is real, so the news is applied when the
+ * order is still open and has no other live payment (the database trigger
+ * allows exactly these moves). Otherwise the buyer may have paid twice, or
+ * for a cancelled order: the payment is
+ * flagged needs_review with a payment.needs_review event for a human to
+ * refund, and nothing else moves. Sets *moving; returns APPLY_APPLIED to go
+ * on, APPLY_STALE when the news is not money, or a STORE_E_* code.
+ */
+static int late_success(op_ctx *x, store_conn *c, payment_row *p, const payment_view *v, int *moving)
+{
+    int money = v->status == PAYD_PS_SUCCEEDED || v->status == PAYD_PS_REQUIRES_CAPTURE;
+    int given_up = !strcmp(p->status, "failed") || !strcmp(p->status, "canceled");
+    if (!money || !given_up) return APPLY_STALE;
+    const char *params[] = {p->order_id, p->id};
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_order_taken, 2, params, &r);
+    if (rc != STORE_OK) return rc;
+    int taken = strcmp(store_val(r, 0, "taken"), "t") == 0;
+    PQclear(r);
+    if (!taken) {
+        *moving = 1;
+        return APPLY_APPLIED;
+    }
+    if (p->needs_review) return APPLY_STALE;
+    p->needs_review = 1;
+    const char *repr = NULL;
+    rc = payment_save(x, c, p, "payment.late_success_needs_review", &repr);
+    if (rc == STORE_OK)
+        rc = events_emit(c, x->a->mods, "payment.needs_review", "payment", p->id, p->order_id, p->user_id,
+                         repr, x->request_id);
+    log_warn("payments", "payment %s: the provider reports money after payd gave up, and order %s is paid or closed: needs review",
+             p->id, p->order_id);
+    return rc < 0 ? rc : APPLY_STALE;
+}
+
 int payment_apply_view(op_ctx *x, store_conn *c, payment_row *p, const payment_view *v,
                        const char *action, const char **json)
 {
     const char *target = status_name(v->status);
     const char *from = p->status;
     int moving = strcmp(from, target) != 0;
-    if (moving && !payment_transition_allowed(from, target)) return APPLY_STALE;
-    if (!moving && !(v->provider_ref && !p->provider_ref) && !p->pending_op && !p->outcome_unknown) {
+    if (moving && !payment_transition_allowed(from, target)) {
+        int rc = late_success(x, c, p, v, &moving);
+        if (rc != APPLY_APPLIED) return rc;
+    }
+    int settles = v->answers_op && (p->pending_op || p->outcome_unknown);
+    if (!moving && !(v->provider_ref && !p->provider_ref) && !settles) {
         /* Same status again: only news about more captured money counts. */
         int more_captured = v->status == PAYD_PS_SUCCEEDED && v->has_amounts &&
                             v->amount_captured > p->amount_captured && v->amount_captured <= p->amount;
@@ -218,10 +267,17 @@ int payment_apply_view(op_ctx *x, store_conn *c, payment_row *p, const payment_v
     if (v->provider_ref && !p->provider_ref) p->provider_ref = arena_strdup(x->arena, v->provider_ref);
     if (v->client_secret) p->client_secret = arena_strdup(x->arena, v->client_secret);
     p->status = target;
-    p->pending_op = NULL;
-    p->outcome_unknown = 0;
-    /* A provider still processing is polled as a safety net for a lost webhook. */
-    p->janitor_delay_s = v->status == PAYD_PS_PROCESSING ? janitor_backoff_s(x->a, p->janitor_attempts) : -1;
+    /* A pending operation ends with its own answer, or when the payment
+     * moves on; news that repeats the status (a late capturable webhook
+     * during a capture) leaves the operation waiting for its answer. */
+    if (settles || moving) {
+        p->pending_op = NULL;
+        p->outcome_unknown = 0;
+    }
+    /* A provider still processing is polled as a safety net for a lost
+     * webhook; an operation still waiting keeps its janitor lease. */
+    if (v->status == PAYD_PS_PROCESSING) p->janitor_delay_s = janitor_backoff_s(x->a, p->janitor_attempts);
+    else if (!p->pending_op && !p->outcome_unknown) p->janitor_delay_s = -1;
     p->next_action = v->status == PAYD_PS_REQUIRES_ACTION ? next_action_json(x, v) : NULL;
     if (v->status == PAYD_PS_FAILED) {
         p->failure_code = arena_strdup(x->arena, v->failure_code ? v->failure_code : "processing_error");

@@ -38,6 +38,8 @@ typedef struct payment_view {
     const char *failure_code, *failure_message;
     int64_t amount_capturable, amount_captured;
     int has_amounts;
+    int answers_op;           /* the answer to the payment's pending operation
+                                 (not news from a webhook): it settles that op */
 } payment_view;
 
 /* SQL expression for a payment's JSON representation (alias p). */

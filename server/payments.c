@@ -107,6 +107,7 @@ static void view_from_result(payment_view *v, const payd_payment_res *res)
     v->amount_capturable = res->amount_capturable;
     v->amount_captured = res->amount_captured;
     v->has_amounts = 1;
+    v->answers_op = 1;
 }
 
 /* Calls `op` on the module for payment `p` (step 2). */
@@ -207,6 +208,18 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
         repr = text ? arena_strdup(x->arena, text) : NULL;
         free(text);
         *status = strcmp(op, "create") == 0 ? 201 : 200;
+        if (rc == 0) {
+            /* The answer may still carry news (more captured money): the
+             * state machine only lets it move things forward. */
+            payment_view v;
+            view_from_result(&v, res);
+            v.answers_op = 0;
+            p.provider_raw = res->raw;
+            const char *now = NULL;
+            int applied = payment_apply_view(x, c, &p, &v, action, &now);
+            if (applied < 0) src = applied;
+            else if (now) repr = now;
+        }
         if (rc == PAYD_E_DECLINED) {
             const char *code = e->failure_code[0] ? e->failure_code : "card_declined";
             result = fault_set(f, 402, "card_error", arena_strdup(x->arena, code), "payment_method", "%s",
@@ -233,14 +246,16 @@ static int payment_settle(op_ctx *x, instance *gw, const char *id, const char *o
         src = applied < 0 ? applied : STORE_OK;
         *status = strcmp(op, "create") == 0 ? 201 : 200;
     } else if (src == STORE_OK && rc == PAYD_E_DECLINED) {
-        payment_view v = {.status = PAYD_PS_FAILED};
+        payment_view v = {.status = PAYD_PS_FAILED, .answers_op = 1, .provider_ref = res->provider_ref};
         v.failure_code = e->failure_code[0] ? e->failure_code : "card_declined";
         v.failure_message = e->message[0] ? e->message : "the card was declined";
         int applied = payment_apply_view(x, c, &p, &v, action, &repr);
         src = applied < 0 ? applied : STORE_OK;
         result = fault_set(f, 402, "card_error", arena_strdup(x->arena, v.failure_code), "payment_method",
                            "%s", v.failure_message);
-    } else if (src == STORE_OK && rc == PAYD_E_TRANSIENT) {
+    } else if (src == STORE_OK && (rc == PAYD_E_TRANSIENT || rc == PAYD_E_INTERNAL || rc == PAYD_E_NOMEM)) {
+        /* No definite answer (a timeout, or the module failed after it may
+         * have sent the request): never a failure; the janitor finds out. */
         if (strcmp(p.status, "processing") != 0 && payment_transition_allowed(p.status, "processing"))
             p.status = "processing";
         p.outcome_unknown = 1;
@@ -282,7 +297,8 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     if (!order_id) return fault_invalid(f, "parameter_missing", "order", "order is required");
     if (capture && strcmp(capture, "automatic") && strcmp(capture, "manual"))
         return fault_invalid(f, "parameter_invalid", "capture_method", "capture_method must be automatic or manual");
-    if (return_url && strncmp(return_url, "https://", 8) && strncmp(return_url, "http://", 7))
+    if (return_url && ((strncmp(return_url, "https://", 8) && strncmp(return_url, "http://", 7)) ||
+                       strpbrk(return_url, "\r\n\t ")))
         return fault_invalid(f, "parameter_invalid", "return_url", "return_url must be an http(s) URL");
     json_t *jconfirm = json_object_get(in, "confirm");
     if (jconfirm && !json_is_boolean(jconfirm))
@@ -419,7 +435,23 @@ static int payment_begin_op(op_ctx *x, const char *id, const char *op, const cha
         const char *method = opt_string(in, "payment_method", 200, f, &bad);
         const char *ret = opt_string(in, "return_url", 2048, f, &bad);
         if (bad) refused = -1;
-        if (method) p->payment_method = method_for_storage(x, method);
+        if (method) {
+            const char *token = NULL, *cus = NULL, *cus_ref = NULL, *saved_gw = NULL;
+            int sm = methods_resolve(x, c, method, &token, &cus, &cus_ref, &saved_gw, f);
+            if (sm < 0) refused = -1;
+            else if (sm == 0 && strcmp(saved_gw, p->gateway) != 0)
+                refused = fault_invalid(f, "gateway_mismatch", "payment_method",
+                                        "the saved payment method belongs to gateway %s", saved_gw);
+            else if (sm == 0) {
+                method = token;
+                p->customer_ref = cus_ref;
+            }
+            if (!refused) p->payment_method = method_for_storage(x, method);
+        }
+        if (ret && (strncmp(ret, "https://", 8) && strncmp(ret, "http://", 7)))
+            refused = fault_invalid(f, "parameter_invalid", "return_url", "return_url must be an http(s) URL");
+        else if (ret && strpbrk(ret, "\r\n\t "))
+            refused = fault_invalid(f, "parameter_invalid", "return_url", "return_url must be an http(s) URL");
         if (ret) p->return_url = arena_strdup(x->arena, ret);
         if (!refused && !p->payment_method)
             refused = fault_invalid(f, "parameter_missing", "payment_method", "confirm needs a payment_method");
@@ -555,7 +587,7 @@ int payments_resolve(op_ctx *x, const char *id)
     store_release(c);
     if (rc != STORE_OK) return rc;
     instance *gw = modules_gateway(x->a->mods, p.gateway);
-    if (!gw || (!p.pending_op && !p.outcome_unknown)) {
+    if (!gw || (!p.pending_op && !p.outcome_unknown && strcmp(p.status, "processing") != 0)) {
         payment_row_release(&p);
         return STORE_OK;
     }

@@ -213,7 +213,9 @@ static int refund_settle(op_ctx *x, instance *gw, const char *payment_id, const 
         rc = refund_fail(x, c, &p, &r, mrc ? NULL : res->refund_ref, code, msg, &repr);
         if (mrc) result = fault_set(f, 402, "card_error", arena_strdup(x->arena, code ? code : "refund_declined"),
                                     NULL, "%s", msg && *msg ? msg : "the refund was declined");
-    } else if (rc == STORE_OK && mrc == PAYD_E_TRANSIENT) {
+    } else if (rc == STORE_OK && (mrc == PAYD_E_TRANSIENT || mrc == PAYD_E_INTERNAL || mrc == PAYD_E_NOMEM)) {
+        /* The call may have reached the provider: the outcome is unknown,
+         * and the reservation stays until the janitor learns it. */
         rc = refund_save(x, c, &r, "pending", NULL, NULL, NULL, 1, janitor_backoff_s(x->a, r.janitor_attempts),
                          "refund.outcome_unknown", &repr);
         *status = 202;

@@ -257,3 +257,32 @@ int webhooks_rematch(op_ctx *x, store_conn *c, payment_row *p)
     PQclear(r);
     return rc;
 }
+
+STORE_STMT(stmt_stale_unmatched,
+           "SELECT DISTINCT p.id FROM webhook_events w JOIN payments p ON p.gateway = w.gateway"
+           " AND (p.provider_ref = w.provider_ref OR p.id = w.payment_id)"
+           " WHERE w.status = 'unmatched' AND w.received_at < now() - interval '5 seconds'"
+           " AND w.received_at > now() - interval '1 day' LIMIT 16");
+
+int webhooks_rematch_stale(op_ctx *x)
+{
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return -1;
+    PGresult *r = NULL;
+    int rc = store_query(c, &stmt_stale_unmatched, 0, NULL, &r);
+    int n = rc == STORE_OK ? PQntuples(r) : 0;
+    for (int i = 0; i < n; i++) {
+        payment_row p;
+        rc = store_begin(c);
+        if (rc == STORE_OK) rc = payment_lock(x, c, PQgetvalue(r, i, 0), &p);
+        if (rc == STORE_OK) {
+            rc = webhooks_rematch(x, c, &p);
+            payment_row_release(&p);
+        }
+        if (rc == STORE_OK) rc = store_commit(c);
+        else store_rollback(c);
+    }
+    PQclear(r);
+    store_release(c);
+    return n;
+}

@@ -21,4 +21,9 @@ int webhooks_receive(op_ctx *x, const char *gateway, const payd_header *headers,
  * payment has its provider ref. Inside the caller's transaction. */
 int webhooks_rematch(op_ctx *x, store_conn *c, payment_row *p);
 
+/* Janitor: matches events left unmatched for a few seconds whose payment is
+ * known by now (a webhook and the synchronous answer can pass each other
+ * under READ COMMITTED). Returns how many payments it looked at. */
+int webhooks_rematch_stale(op_ctx *x);
+
 #endif

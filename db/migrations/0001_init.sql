@@ -412,7 +412,12 @@ BEGIN
         ('succeeded', 'disputed'),
         ('partially_refunded', 'refunded'),
         ('partially_refunded', 'disputed'),
-        ('refunded', 'disputed')) THEN
+        ('refunded', 'disputed'),
+        -- the provider took money after payd had given up (payment_state.c)
+        ('failed', 'succeeded'),
+        ('failed', 'requires_capture'),
+        ('canceled', 'succeeded'),
+        ('canceled', 'requires_capture')) THEN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'payment % cannot move from % to %', OLD.id, OLD.status, NEW.status

@@ -374,6 +374,19 @@ static void test_card_number_followed_by_expiry_and_cvc_is_refused(void **state)
     assert_int_equal(sql_int("SELECT count(*) FROM orders WHERE metadata::text LIKE '%%4111%%'"), 0);
 }
 
+static void test_card_number_as_a_json_key_is_refused_too(void **state)
+{
+    (void)state;
+    h_resp r;
+    assert_int_equal(h_post_json(&srv, "/v1/orders", srv.merchant_auth, NULL,
+                                 "{\"currency\":\"USD\",\"items\":[{\"name\":\"Book\",\"unit_amount\":1200}],"
+                                 "\"metadata\":{\"4111111111111111\":\"exp 12/30\"}}",
+                                 &r), 0);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "card_data_not_allowed", NULL);
+    h_resp_free(&r);
+    assert_int_equal(h_sql_int(srv.db_url, "SELECT count(*) FROM orders WHERE metadata::text LIKE '%4111111111111111%'", -1), 0);
+}
+
 static void test_luhn_invalid_and_short_or_long_digit_runs_pass_the_guard(void **state)
 {
     (void)state;
@@ -569,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_admin_routes_need_the_admin_role),
         cmocka_unit_test(test_card_number_in_any_field_is_400_card_data_not_allowed_naming_it),
         cmocka_unit_test(test_card_number_followed_by_expiry_and_cvc_is_refused),
+        cmocka_unit_test(test_card_number_as_a_json_key_is_refused_too),
         cmocka_unit_test(test_luhn_invalid_and_short_or_long_digit_runs_pass_the_guard),
         cmocka_unit_test(test_mock_test_card_as_payment_method_succeeds_but_is_never_stored_or_logged),
         cmocka_unit_test(test_audit_log_verifies_after_checkout_and_is_append_only),

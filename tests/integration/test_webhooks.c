@@ -285,6 +285,105 @@ static long long metric(const char *name)
 /* Setup.                                                                   */
 /* ------------------------------------------------------------------------ */
 
+
+/* A declined payment on `mock` for `order`: 402 with the failed payment
+ * beside the error, which keeps the provider's ref. */
+static void pay_declined(const char *order, char pay_id[64], char ref[64])
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_chargeDeclined\",\"confirm\":true}",
+             order);
+    h_resp r;
+    post("/v1/payments", srv.merchant_auth, body, &r);
+    EXPECT_ERROR(&r, 402, "card_error", "card_declined", NULL);
+    EXPECT_STR(h_rstr(&r, "payment.status"), "failed");
+    snprintf(pay_id, 64, "%s", h_rstr(&r, "payment.id"));
+    assert_non_null(h_rstr(&r, "payment.provider_ref"));
+    snprintf(ref, 64, "%s", h_rstr(&r, "payment.provider_ref"));
+    h_resp_free(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Late news: the provider took money after payd had given up.              */
+/* ------------------------------------------------------------------------ */
+
+static void test_success_after_a_decline_is_applied_while_the_order_is_open(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64], ref[64];
+    new_order(1800, order);
+    pay_declined(order, pay_id, ref);
+
+    char evt[64], body[2048];
+    new_event_id(evt);
+    ev_data d = {.provider_ref = ref, .payment_id = pay_id, .amount = 1800};
+    mock_event(body, sizeof body, evt, "payment.succeeded", &d);
+    DELIVER("mock", SECRET, body, evt, "payment.succeeded", "applied");
+    EXPECT_OBJ_STATUS("payments", pay_id, "succeeded");
+    EXPECT_OBJ_STATUS("orders", order, "paid");
+    long long n, sum;
+    ledger(pay_id, "charge", &n, &sum);
+    assert_int_equal(n, 1);
+    assert_int_equal(sum, 1800);
+}
+
+static void test_success_after_a_decline_on_an_order_paid_again_needs_review_and_moves_nothing(void **state)
+{
+    (void)state;
+    char order[64], first[64], first_ref[64], second[64], second_ref[64];
+    new_order(2100, order);
+    pay_declined(order, first, first_ref);
+    pay(order, "pm_card_visa", "mock", 201, "succeeded", second, second_ref);
+
+    char evt[64], body[2048];
+    new_event_id(evt);
+    ev_data d = {.provider_ref = first_ref, .payment_id = first, .amount = 2100};
+    mock_event(body, sizeof body, evt, "payment.succeeded", &d);
+    DELIVER("mock", SECRET, body, evt, "payment.succeeded", "stale");
+    EXPECT_OBJ_STATUS("payments", first, "failed");
+    assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND needs_review", first), 1);
+    assert_int_equal(events_of(first, "payment.needs_review"), 1);
+    EXPECT_OBJ_STATUS("orders", order, "paid");
+    long long n, sum;
+    ledger(first, "charge", &n, &sum);
+    assert_int_equal(n, 0);
+    ledger(second, "charge", &n, &sum);
+    assert_int_equal(n, 1);
+}
+
+/* A webhook repeating a manual payment's status while its capture is on
+ * the wire must not swallow the capture's own answer. */
+static void test_capturable_webhook_during_a_capture_leaves_the_capture_to_its_answer(void **state)
+{
+    (void)state;
+    char order[64], body[2048];
+    new_order(3000, order);
+    snprintf(body, sizeof body,
+             "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true,\"capture_method\":\"manual\"}",
+             order);
+    h_resp r;
+    post("/v1/payments", srv.merchant_auth, body, &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(h_rstr(&r, "status"), "requires_capture");
+    char pay_id[64], ref[64];
+    snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
+    snprintf(ref, sizeof ref, "%s", h_rstr(&r, "provider_ref"));
+    h_resp_free(&r);
+
+    /* The capture is recorded as pending (as while it is on the wire)... */
+    assert_int_equal(h_sql_exec(srv.db_url, "SELECT 1"), 0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE payments SET pending_op = 'capture', pending_amount = 3000 WHERE id = '%s'", pay_id);
+    assert_int_equal(h_sql_exec(srv.db_url, sql), 0);
+    /* ...when a late capturable webhook repeats the status. */
+    char evt[64];
+    new_event_id(evt);
+    ev_data d = {.provider_ref = ref, .payment_id = pay_id, .amount = 3000};
+    mock_event(body, sizeof body, evt, "payment.capturable", &d);
+    DELIVER("mock", SECRET, body, evt, "payment.capturable", "ignored");
+    assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND pending_op = 'capture'", pay_id), 1);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1068,6 +1167,9 @@ int main(void)
         cmocka_unit_test(test_dispute_on_unpaid_payment_is_stale_and_writes_no_chargeback),
         cmocka_unit_test(test_refund_webhook_completes_pending_refund_once_before_the_provider_answers),
         cmocka_unit_test(test_refund_webhook_after_synchronous_refund_is_ignored_without_second_ledger_row),
+        cmocka_unit_test(test_success_after_a_decline_is_applied_while_the_order_is_open),
+        cmocka_unit_test(test_success_after_a_decline_on_an_order_paid_again_needs_review_and_moves_nothing),
+        cmocka_unit_test(test_capturable_webhook_during_a_capture_leaves_the_capture_to_its_answer),
         cmocka_unit_test(test_events_paginate_with_cursor_and_filter_by_type_and_object),
         cmocka_unit_test(test_events_are_for_merchant_and_admin_keys_not_end_users),
         cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
