@@ -13,6 +13,7 @@
  */
 #include "auth.h"
 
+#include <jansson.h>
 #include <jwt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -151,6 +152,23 @@ static int auth_api_key(app *a, const char *token, principal *out, const char **
     return AUTH_OK;
 }
 
+/* `aud` may be a string or an array of strings (RFC 7519). */
+static int jwt_audience_ok(jwt_t *jwt, const char *want)
+{
+    const char *aud = jwt_get_grant(jwt, "aud");
+    if (aud) return strcmp(aud, want) == 0;
+    char *json = jwt_get_grants_json(jwt, "aud");
+    if (!json) return 0;
+    json_t *list = json_loads(json, 0, NULL);
+    free(json);
+    int ok = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) ok |= json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+    json_decref(list);
+    return ok;
+}
+
 static int auth_jwt(app *a, const char *token, principal *out, const char **why)
 {
     if (!a->cfg->jwt_secret) {
@@ -171,6 +189,11 @@ static int auth_jwt(app *a, const char *token, principal *out, const char **why)
     else if (exp <= 0) *why = "token has no exp claim";
     else if (exp + a->cfg->jwt_leeway_s < now) *why = "token has expired";
     else if (!sub || !*sub || strlen(sub) > 100) *why = "token has no valid sub claim";
+    else if (jwt_get_grant_int(jwt, "nbf") > now + a->cfg->jwt_leeway_s) *why = "token is not valid yet";
+    else if (a->cfg->jwt_issuer && (!jwt_get_grant(jwt, "iss") || strcmp(jwt_get_grant(jwt, "iss"), a->cfg->jwt_issuer)))
+        *why = "token has the wrong issuer";
+    else if (a->cfg->jwt_audience && !jwt_audience_ok(jwt, a->cfg->jwt_audience))
+        *why = "token is not meant for payd (aud)";
     else {
         out->kind = PRINCIPAL_USER;
         out->role = ROLE_USER;

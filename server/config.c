@@ -248,6 +248,8 @@ static const key_spec redis_keys[] = {
 static const key_spec auth_keys[] = {
     {"jwt_secret", S(jwt_secret)},
     {"jwt_leeway_s", I(jwt_leeway_s, 0, 3600)},
+    {"jwt_issuer", S(jwt_issuer)},
+    {"jwt_audience", S(jwt_audience)},
     {"rate_limit_per_minute", I(rate_limit_per_minute, 0, 100000000)},
     {NULL, 0, 0, 0, 0}};
 static const key_spec payments_keys[] = {
@@ -511,7 +513,7 @@ void config_free(config *cfg)
     if (cfg->database_url) explicit_bzero(cfg->database_url, strlen(cfg->database_url));
     char **strs[] = {&cfg->path,         &cfg->listen,      &cfg->public_url,
                      &cfg->module_dir,   &cfg->database_url, &cfg->redis_url,
-                     &cfg->jwt_secret,   &cfg->janitor_schedule, &cfg->outbox_schedule, &cfg->route_default};
+                     &cfg->jwt_secret,   &cfg->jwt_issuer, &cfg->jwt_audience, &cfg->janitor_schedule, &cfg->outbox_schedule, &cfg->route_default};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) free(*strs[i]);
     memset(cfg, 0, sizeof *cfg);
 }

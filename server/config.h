@@ -52,6 +52,8 @@ typedef struct config {
     /* [auth] */
     char *jwt_secret;
     int jwt_leeway_s;
+    char *jwt_issuer;
+    char *jwt_audience;
     int rate_limit_per_minute;
     /* [payments] */
     int64_t max_amount;

@@ -53,6 +53,9 @@ STORE_STMT(stmt_set_status,
 STORE_STMT(stmt_paid,
            "UPDATE orders o SET status = 'paid', amount_paid = $2::bigint, updated_at = now()"
            " WHERE id = $1 RETURNING " ORDER_JSON " AS j, o.user_id");
+STORE_STMT(stmt_more_paid,
+           "UPDATE orders o SET amount_paid = amount_paid + $2::bigint, updated_at = now()"
+           " WHERE id = $1 RETURNING " ORDER_JSON " AS j, o.user_id");
 STORE_STMT(stmt_refunded,
            "UPDATE orders o SET amount_refunded = amount_refunded + $2::bigint,"
            " status = CASE WHEN amount_refunded + $2::bigint >= amount_paid THEN 'refunded' ELSE 'partially_refunded' END,"
@@ -432,6 +435,16 @@ int orders_payment_succeeded(op_ctx *x, store_conn *c, const char *order_id, int
     if (rc != STORE_OK) return rc < 0 ? rc : STORE_OK;
     if (strcmp(o.status, "pending") == 0 || strcmp(o.status, "payment_pending") == 0)
         rc = order_money_update(x, c, &o, &stmt_paid, amount, "order.paid", "order.paid");
+    orders_row_release(&o);
+    return rc;
+}
+
+int orders_payment_more_captured(op_ctx *x, store_conn *c, const char *order_id, int64_t amount)
+{
+    order_row o;
+    int rc = orders_lock(c, order_id, &o);
+    if (rc != STORE_OK) return rc < 0 ? rc : STORE_OK;
+    rc = order_money_update(x, c, &o, &stmt_more_paid, amount, "order.payment_increased", NULL);
     orders_row_release(&o);
     return rc;
 }

@@ -55,5 +55,7 @@ int orders_payment_started(op_ctx *x, store_conn *c, const order_row *o);
 int orders_payment_succeeded(op_ctx *x, store_conn *c, const char *order_id, int64_t amount);
 int orders_payment_released(op_ctx *x, store_conn *c, const char *order_id);
 int orders_refunded(op_ctx *x, store_conn *c, const char *order_id, int64_t amount);
+/* A settled payment captured more than the order recorded as paid. */
+int orders_payment_more_captured(op_ctx *x, store_conn *c, const char *order_id, int64_t amount);
 
 #endif

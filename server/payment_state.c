@@ -306,6 +306,8 @@ int payment_apply_view(op_ctx *x, store_conn *c, payment_row *p, const payment_v
     if (rc == STORE_OK && delta > 0)
         rc = ledger_append(c, strcmp(p->capture_method, "manual") == 0 ? "capture" : "charge", p->id,
                            NULL, p->order_id, p->gateway, delta, p->currency, x->request_id);
+    if (rc == STORE_OK && !moving && delta > 0 && payment_status_is_settled(from))
+        rc = orders_payment_more_captured(x, c, p->order_id, delta); /* ledger and order agree */
     if (rc != STORE_OK || !moving) return rc < 0 ? rc : APPLY_APPLIED;
 
     const char *event = NULL;
