@@ -87,6 +87,39 @@ static void reply_set(http_req *r, int status, const char *content_type, char *b
     r->res_len = len;
 }
 
+/*
+ * Error texts can quote the request (a path, a parameter name) and must
+ * still be valid JSON: invalid UTF-8 bytes become '?'. Returns `s` itself
+ * when it is valid, else an arena copy.
+ */
+static const char *utf8_safe(http_req *r, const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *copy = NULL;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        if (ok && len == 2) ok = c >= 0xC2;                                     /* no overlong */
+        if (ok && len == 3) ok = !(c == 0xE0 && (unsigned char)s[i + 1] < 0xA0) &&
+                                 !(c == 0xED && (unsigned char)s[i + 1] >= 0xA0); /* no surrogates */
+        if (ok && len == 4) ok = c <= 0xF4 && !(c == 0xF0 && (unsigned char)s[i + 1] < 0x90) &&
+                                 !(c == 0xF4 && (unsigned char)s[i + 1] >= 0x90);
+        if (ok) {
+            i += len;
+            continue;
+        }
+        if (!copy) {
+            copy = arena_strndup(r->arena, s, n);
+            if (!copy) return "?";
+        }
+        copy[i++] = '?';
+    }
+    return copy ? copy : s;
+}
+
 void http_reply_json(http_req *r, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -117,7 +150,8 @@ void http_reply_error(http_req *r, int status, const char *type, const char *cod
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
     json_t *err = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "type", type, "code", code, "message",
-                            message, "param", param, "request_id", r->request_id);
+                            utf8_safe(r, message), "param", utf8_safe(r, param), "request_id",
+                            r->request_id);
     json_t *body = json_pack("{s:o}", "error", err);
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
@@ -127,8 +161,9 @@ void http_reply_error(http_req *r, int status, const char *type, const char *cod
 void http_reply_fault(http_req *r, const fault *f, const char *extra_key, json_t *extra)
 {
     json_t *err = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "type", f->type ? f->type : "api_error",
-                            "code", f->code ? f->code : "internal_error", "message", f->message,
-                            "param", f->param, "request_id", r->request_id);
+                            "code", f->code ? f->code : "internal_error", "message",
+                            utf8_safe(r, f->message), "param", utf8_safe(r, f->param), "request_id",
+                            r->request_id);
     json_t *body = json_pack("{s:o}", "error", err);
     if (extra_key && extra) json_object_set_new(body, extra_key, extra);
     else json_decref(extra);
