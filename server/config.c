@@ -82,7 +82,8 @@ static int section_name_valid(const char *name)
     const char *inst = NULL;
     if (strncmp(name, "gateway.", 8) == 0) inst = name + 8;
     else if (strncmp(name, "notifier.", 9) == 0) inst = name + 9;
-    if (!inst || !*inst || strlen(inst) > 48) return 0;
+    /* inih keeps 49 bytes of a section name: longer would lose keys. */
+    if (!inst || !*inst || strlen(name) > 49) return 0;
     for (const char *p = inst; *p; p++)
         if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_' && *p != '-')
             return 0;
@@ -125,7 +126,10 @@ static char *config_read_line(char *str, int num, void *stream)
         if (n >= sizeof name) n = sizeof name - 1;
         memcpy(name, p + 1, n);
         name[n] = '\0';
-        if (!section_name_valid(name)) {
+        if (strlen(name) > 49) {
+            config_errors_add(ctx->errs, "%s:%d: section name [%.60s...] is longer than 49 characters",
+                              ctx->cfg->path, ctx->line, name);
+        } else if (!section_name_valid(name)) {
             config_errors_add(ctx->errs, "%s:%d: unknown section [%s]", ctx->cfg->path,
                               ctx->line, name);
         } else {

@@ -155,6 +155,12 @@ void http_reply_error(http_req *r, int status, const char *type, const char *cod
     json_t *body = json_pack("{s:o}", "error", err);
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
+    if (!text) { /* out of memory: still answer in the one shape */
+        static const char fallback[] = "{\"error\":{\"type\":\"api_error\",\"code\":\"internal_error\","
+                                       "\"message\":\"internal error\",\"param\":null,\"request_id\":null}}";
+        text = strdup(fallback);
+        status = 500;
+    }
     if (text) reply_set(r, status, "application/json", text, strlen(text));
 }
 

@@ -109,8 +109,11 @@ char *smtp_buf_take(smtp_buf *b)
         smtp_buf_free(b);
         return NULL;
     }
-    if (b->data == NULL && smtp_buf_reserve(b, 0) != 0)
-        return NULL;
+    if (b->data == NULL) {
+        if (smtp_buf_reserve(b, 0) != 0)
+            return NULL;
+        b->data[0] = '\0'; /* an empty buffer is still a string */
+    }
     d = b->data;
     b->data = NULL;
     b->len = b->cap = 0;
