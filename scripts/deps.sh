@@ -6,6 +6,7 @@ PKGS="gcc make pkg-config libcivetweb-dev libpq-dev libcurl4-openssl-dev libssl-
 libhiredis-dev libjansson-dev libinih-dev libjwt-dev libcmocka-dev postgresql
 redis-server curl"
 [ "${PAYD_BENCH:-0}" = 1 ] && PKGS="$PKGS wrk"
+[ "${PAYD_FUZZ:-0}" = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
