@@ -211,6 +211,10 @@ static int setup(void **state)
                  "webhook_secret = whsec_quiet\n"
                  "webhooks = off\n"
                  "settle_ms = 3600000\n"
+                 "[gateway.lost]\n"
+                 "module = mock\n"
+                 "webhooks = off\n"
+                 "settle_ms = 300\n"
                  "[gateway.flaky]\n"
                  "module = mock\n"
                  "webhooks = off\n"
@@ -451,6 +455,21 @@ static void test_processing_card_settles_to_succeeded_via_webhook(void **state)
 }
 
 /* A manual authorization of a 5000 USD order; copies order and payment. */
+/* The provider settles but its webhook never comes: the janitor asks. */
+static void test_processing_payment_whose_webhook_is_lost_is_settled_by_the_janitor(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    order_simple("USD", 1500, 1, order);
+    pay_ok(order, "pm_card_processing", ",\"gateway\":\"lost\"", 201, pay_id);
+    EXPECT_PAYMENT_REACHES(pay_id, "succeeded");
+    EXPECT_ORDER_STATUS(order, "paid");
+    long long n, sum;
+    ledger(pay_id, "charge", &n, &sum);
+    assert_int_equal(n, 1);
+    assert_int_equal(sum, 1500);
+}
+
 static void authorize_5000(char order[64], char pay_id[64])
 {
     order_simple("USD", 2500, 2, order);
@@ -1117,6 +1136,7 @@ int main(void)
         cmocka_unit_test(test_3ds_approve_redirects_to_return_url_and_succeeds_via_webhook),
         cmocka_unit_test(test_3ds_fail_ends_failed_with_authentication_required),
         cmocka_unit_test(test_processing_card_settles_to_succeeded_via_webhook),
+        cmocka_unit_test(test_processing_payment_whose_webhook_is_lost_is_settled_by_the_janitor),
         cmocka_unit_test(test_manual_capture_then_partial_capture_releases_the_rest),
         cmocka_unit_test(test_capture_above_capturable_is_400_amount_too_large),
         cmocka_unit_test(test_cancel_of_manual_authorization_cancels_and_reopens_order),
