@@ -1091,3 +1091,39 @@ void h_expect_error_at(const h_resp *r, long status, const char *type, const cha
         _fail(file, line);
     }
 }
+
+long long h_sql_intf(const h_payd *p, const char *fmt, ...)
+{
+    char q[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    return h_sql_int(p->db_url, q, LLONG_MIN);
+}
+
+void h_ledger(const h_payd *p, const char *pay_id, const char *type, long long *count, long long *sum)
+{
+    *count = h_sql_intf(p, "SELECT count(*) FROM ledger WHERE payment_id = '%s' AND entry_type = '%s'", pay_id, type);
+    *sum = h_sql_intf(p, "SELECT coalesce(sum(amount), 0) FROM ledger WHERE payment_id = '%s' AND entry_type = '%s'",
+                      pay_id, type);
+}
+
+size_t h_events_of(h_payd *p, const char *object_id, const char *type)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/events?object_id=%s&type=%s&limit=100", object_id, type);
+    h_resp r;
+    assert_int_equal(h_get(p, path, p->merchant_auth, &r), 0);
+    h_expect_status_at(&r, 200, __FILE__, __LINE__);
+    json_t *data = h_jpath(r.json, "data");
+    assert_true(json_is_array(data));
+    size_t n = json_array_size(data);
+    for (size_t i = 0; i < n; i++) {
+        h_expect_str_at(json_string_value(h_jpath(json_array_get(data, i), "type")), type, "event type", __FILE__, __LINE__);
+        h_expect_str_at(json_string_value(h_jpath(json_array_get(data, i), "object_id")), object_id, "event object",
+                        __FILE__, __LINE__);
+    }
+    h_resp_free(&r);
+    return n;
+}

@@ -313,6 +313,14 @@ void h_expect_str_at(const char *got, const char *want, const char *what, const 
 void h_expect_error_at(const h_resp *r, long status, const char *type, const char *code,
                        const char *param, const char *file, int line);
 
+/* h_sql_int with a printf-style query on p's database (LLONG_MIN when NULL). */
+long long h_sql_intf(const h_payd *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ledger rows of one type for a payment: their count and sum. */
+void h_ledger(const h_payd *p, const char *pay_id, const char *type, long long *count, long long *sum);
+/* Events of `type` about `object_id`, counted through GET /v1/events (the
+ * merchant key); asserts each listed event is of that type and object. */
+size_t h_events_of(h_payd *p, const char *object_id, const char *type);
+
 #define EXPECT_STATUS(r, want) h_expect_status_at((r), (want), __FILE__, __LINE__)
 #define EXPECT_STR(got, want) h_expect_str_at((got), (want), #got, __FILE__, __LINE__)
 #define EXPECT_ERROR(r, status, type, code, param) \

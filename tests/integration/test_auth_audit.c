@@ -26,6 +26,9 @@
 #include "harness.h"
 
 static h_payd srv;
+#define sql_int(...) h_sql_intf(&srv, __VA_ARGS__)
+#define ledger(pay_id, type, count, sum) h_ledger(&srv, (pay_id), (type), (count), (sum))
+#define events_of(object_id, type) h_events_of(&srv, (object_id), (type))
 
 /* ------------------------------------------------------------------------ */
 /* Helpers.                                                                 */
@@ -42,16 +45,6 @@ __attribute__((unused)) static void get(const char *path, const char *auth, h_re
     assert_int_equal(h_get(&srv, path, auth, r), 0);
 }
 
-static long long sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long sql_int(const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return h_sql_int(srv.db_url, q, LLONG_MIN);
-}
 
 /* "Bearer <jwt>" for `sub`, valid for ten minutes, signed with `secret`. */
 static void user_auth(const char *secret, const char *sub, long long exp_offset_s, char out[1024])

@@ -23,6 +23,9 @@
 #define POLL_MS 10000
 
 static h_payd srv;
+#define sql_int(...) h_sql_intf(&srv, __VA_ARGS__)
+#define ledger(pay_id, type, count, sum) h_ledger(&srv, (pay_id), (type), (count), (sum))
+#define events_of(object_id, type) h_events_of(&srv, (object_id), (type))
 static char run_tag[32]; /* makes keys unique per run */
 
 /* ------------------------------------------------------------------------ */
@@ -40,16 +43,6 @@ __attribute__((unused)) static void get(const char *path, const char *auth, h_re
     assert_int_equal(h_get(&srv, path, auth, r), 0);
 }
 
-static long long sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long sql_int(const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return h_sql_int(srv.db_url, q, LLONG_MIN);
-}
 
 static void key_for(const char *name, char out[96])
 {

@@ -21,6 +21,9 @@
 #include "harness.h"
 
 static h_payd srv;
+#define sql_int(...) h_sql_intf(&srv, __VA_ARGS__)
+#define ledger(pay_id, type, count, sum) h_ledger(&srv, (pay_id), (type), (count), (sum))
+#define events_of(object_id, type) h_events_of(&srv, (object_id), (type))
 
 /* ------------------------------------------------------------------------ */
 /* Helpers.                                                                 */
@@ -37,16 +40,6 @@ __attribute__((unused)) static void get(const char *path, const char *auth, h_re
     assert_int_equal(h_get(&srv, path, auth, r), 0);
 }
 
-static long long sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long sql_int(const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return h_sql_int(srv.db_url, q, LLONG_MIN);
-}
 
 /* A paid order of `total` USD: copies the order and payment ids. */
 static void paid_order(long long total, char order[64], char pay_id[64])

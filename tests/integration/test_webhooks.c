@@ -46,6 +46,9 @@
 #define SLOW_SECRET "whsec_slow"
 
 static h_payd srv;
+#define sql_int(...) h_sql_intf(&srv, __VA_ARGS__)
+#define ledger(pay_id, type, count, sum) h_ledger(&srv, (pay_id), (type), (count), (sum))
+#define events_of(object_id, type) h_events_of(&srv, (object_id), (type))
 
 /* ------------------------------------------------------------------------ */
 /* Helpers.                                                                 */
@@ -61,16 +64,6 @@ static void get(const char *path, const char *auth, h_resp *r)
     assert_int_equal(h_get(&srv, path, auth, r), 0);
 }
 
-static long long sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long sql_int(const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return h_sql_int(srv.db_url, q, LLONG_MIN);
-}
 
 /* The first value of a query into out ("" when NULL or no row). */
 static void sql_str(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -149,32 +142,7 @@ static void obj_status(const char *kind, const char *id, char out[40])
         EXPECT_STR(st_, (want));              \
     } while (0)
 
-/* Ledger rows of one type for a payment: count and sum. */
-static void ledger(const char *pay_id, const char *type, long long *count, long long *sum)
-{
-    *count = sql_int("SELECT count(*) FROM ledger WHERE payment_id = '%s' AND entry_type = '%s'", pay_id, type);
-    *sum = sql_int("SELECT coalesce(sum(amount), 0) FROM ledger WHERE payment_id = '%s' AND entry_type = '%s'",
-                   pay_id, type);
-}
 
-/* Number of events of `type` about `object_id`, through GET /v1/events. */
-static size_t events_of(const char *object_id, const char *type)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/v1/events?object_id=%s&type=%s&limit=100", object_id, type);
-    h_resp r;
-    get(path, srv.merchant_auth, &r);
-    EXPECT_STATUS(&r, 200);
-    json_t *data = h_jpath(r.json, "data");
-    assert_true(json_is_array(data));
-    size_t n = json_array_size(data);
-    for (size_t i = 0; i < n; i++) {
-        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "type")), type);
-        EXPECT_STR(json_string_value(h_jpath(json_array_get(data, i), "object_id")), object_id);
-    }
-    h_resp_free(&r);
-    return n;
-}
 
 /* A fresh provider event id. */
 static void new_event_id(char out[64])
