@@ -59,11 +59,27 @@ STORE_STMT(stmt_list,
            " AND ($3::text IS NULL OR seq > (SELECT seq FROM events WHERE id = $3))"
            " ORDER BY seq LIMIT $4::int");
 
+STORE_STMT(stmt_cursor, "SELECT 1 FROM events WHERE id = $1");
+
 int events_list(store *db, const char *type, const char *object_id, const char *starting_after,
                 int limit, json_t **out, fault *f)
 {
     store_conn *c = store_acquire(db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    if (starting_after) {
+        /* An unknown cursor is a mistake, not the end of the list. */
+        const char *p1[] = {starting_after};
+        PGresult *e = NULL;
+        int rc = store_query(c, &stmt_cursor, 1, p1, &e);
+        int found = rc == STORE_OK && PQntuples(e) == 1;
+        PQclear(e);
+        if (!found) {
+            store_release(c);
+            return rc != STORE_OK ? fault_store(f, rc)
+                                  : fault_invalid(f, "resource_missing", "starting_after",
+                                                  "no such event: '%.64s'", starting_after);
+        }
+    }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {type, object_id, starting_after, lim};

@@ -311,6 +311,8 @@ int orders_get(op_ctx *x, const char *id, json_t **out, fault *f)
     return found ? 0 : fault_not_found(f, "order", id);
 }
 
+STORE_STMT(stmt_cursor, "SELECT 1 FROM orders WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)");
+
 int orders_list(op_ctx *x, const order_filter *flt, json_t **out, fault *f)
 {
     const char *user = op_user_scope(x) ? op_user_scope(x) : flt->user_id;
@@ -319,6 +321,20 @@ int orders_list(op_ctx *x, const order_filter *flt, json_t **out, fault *f)
     const char *params[] = {flt->status, user, flt->created_gte, flt->created_lte, flt->starting_after, lim};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    if (flt->starting_after) {
+        /* An unknown (or someone else's) cursor is a mistake, not the end. */
+        const char *cp[] = {flt->starting_after, op_user_scope(x)};
+        PGresult *e = NULL;
+        int crc = store_query(c, &stmt_cursor, 2, cp, &e);
+        int found = crc == STORE_OK && PQntuples(e) == 1;
+        PQclear(e);
+        if (!found) {
+            store_release(c);
+            return crc != STORE_OK ? fault_store(f, crc)
+                                   : fault_invalid(f, "resource_missing", "starting_after",
+                                                   "no such order: '%.64s'", flt->starting_after);
+        }
+    }
     PGresult *r = NULL;
     int rc = store_query(c, &stmt_list, 6, params, &r);
     store_release(c);

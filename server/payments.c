@@ -548,6 +548,8 @@ int payments_get(op_ctx *x, const char *id, json_t **out, fault *f)
     return found ? 0 : fault_not_found(f, "payment", id);
 }
 
+STORE_STMT(stmt_cursor, "SELECT 1 FROM payments WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)");
+
 int payments_list(op_ctx *x, const char *order_id, const char *starting_after, int limit,
                   json_t **out, fault *f)
 {
@@ -556,6 +558,20 @@ int payments_list(op_ctx *x, const char *order_id, const char *starting_after, i
     const char *params[] = {order_id, op_user_scope(x), starting_after, lim};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    if (starting_after) {
+        /* An unknown (or someone else's) cursor is a mistake, not the end. */
+        const char *cp[] = {starting_after, op_user_scope(x)};
+        PGresult *e = NULL;
+        int crc = store_query(c, &stmt_cursor, 2, cp, &e);
+        int found = crc == STORE_OK && PQntuples(e) == 1;
+        PQclear(e);
+        if (!found) {
+            store_release(c);
+            return crc != STORE_OK ? fault_store(f, crc)
+                                   : fault_invalid(f, "resource_missing", "starting_after",
+                                                   "no such payment: '%.64s'", starting_after);
+        }
+    }
     PGresult *r = NULL;
     int rc = store_query(c, &stmt_list_repr, 4, params, &r);
     store_release(c);

@@ -1085,6 +1085,19 @@ static void test_events_paginate_with_cursor_and_filter_by_type_and_object(void 
     h_resp_free(&r);
 }
 
+static void test_an_unknown_cursor_is_400_not_an_empty_page(void **state)
+{
+    (void)state;
+    const char *paths[] = {"/v1/events?starting_after=evt_nosuchevent", "/v1/orders?starting_after=ord_nosuchorder",
+                           "/v1/payments?starting_after=pay_nosuchpayment"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        h_resp r;
+        get(paths[i], srv.merchant_auth, &r);
+        EXPECT_ERROR(&r, 400, "invalid_request_error", "resource_missing", "starting_after");
+        h_resp_free(&r);
+    }
+}
+
 static void test_events_are_for_merchant_and_admin_keys_not_end_users(void **state)
 {
     (void)state;
@@ -1140,6 +1153,7 @@ int main(void)
         cmocka_unit_test(test_capturable_webhook_during_a_capture_leaves_the_capture_to_its_answer),
         cmocka_unit_test(test_events_paginate_with_cursor_and_filter_by_type_and_object),
         cmocka_unit_test(test_events_are_for_merchant_and_admin_keys_not_end_users),
+        cmocka_unit_test(test_an_unknown_cursor_is_400_not_an_empty_page),
         cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
     };
     return cmocka_run_group_tests_name("webhooks", tests, setup, teardown);
