@@ -129,17 +129,6 @@ STORE_STMT(stmt_unsealed,
            "SELECT count(*) AS n FROM audit_log WHERE txid >= coalesce((SELECT horizon FROM audit_checkpoints"
            " ORDER BY id DESC LIMIT 1), '0'::xid8)");
 
-static int hex_to_bytes(const char *hex, uint8_t *out, size_t n)
-{
-    if (strlen(hex) != 2 * n) return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned int b;
-        if (sscanf(hex + 2 * i, "%2x", &b) != 1) return -1;
-        out[i] = (uint8_t)b;
-    }
-    return 0;
-}
-
 /*
  * Verifies the checkpoint chain: each checkpoint's rows still hash to its
  * digest, and its hash links to the previous one. Returns STORE_OK and
@@ -171,7 +160,7 @@ static int audit_verify_checkpoints(store_conn *c, long long *count, json_t **br
             int tl = snprintf(tail, sizeof tail, "%s|%s", hi, store_val(cps, i, "rows"));
             uint8_t digest[32];
             char hex[65];
-            if (hex_to_bytes(prev, buf, 32) || hex_to_bytes(store_val(cps, i, "digest"), buf + 32, 32)) {
+            if (host_unhex(prev, buf, 32) || host_unhex(store_val(cps, i, "digest"), buf + 32, 32)) {
                 reason = "malformed checkpoint";
             } else {
                 unsigned char msg[64 + 64];
@@ -204,10 +193,9 @@ static int audit_row_valid(const PGresult *r, int i, const char *prev_hex)
     for (size_t k = 0; k < 8; k++) total += strlen(store_val(r, i, cols[k])) + 1;
     unsigned char *buf = malloc(total);
     if (!buf) return 0;
-    for (int k = 0; k < 32; k++) {
-        unsigned int byte = 0;
-        sscanf(prev_hex + 2 * k, "%2x", &byte);
-        buf[k] = (unsigned char)byte;
+    if (host_unhex(prev_hex, buf, 32) != 0) {
+        free(buf);
+        return 0;
     }
     size_t off = 32;
     for (size_t k = 0; k < 8; k++) {

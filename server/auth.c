@@ -71,17 +71,6 @@ static size_t key_slot(const char *id)
     return h % KEY_CACHE_SLOTS;
 }
 
-static int hex_decode32(const char *hex, uint8_t out[32])
-{
-    if (!hex || strlen(hex) != 64) return -1;
-    for (int i = 0; i < 32; i++) {
-        unsigned int b;
-        if (sscanf(hex + 2 * i, "%2x", &b) != 1) return -1;
-        out[i] = (uint8_t)b;
-    }
-    return 0;
-}
-
 static int is_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -124,7 +113,7 @@ static int auth_api_key(app *a, const char *token, principal *out, const char **
         int rc = store_query(c, &stmt_key_lookup, 1, params, &r);
         store_release(c);
         if (rc != STORE_OK) return AUTH_UNAVAILABLE;
-        int found = PQntuples(r) == 1 && hex_decode32(store_val(r, 0, "hash"), stored) == 0;
+        int found = PQntuples(r) == 1 && host_unhex(store_val(r, 0, "hash"), stored, 32) == 0;
         role = found ? role_parse(store_val(r, 0, "role")) : ROLE_NONE;
         PQclear(r);
         if (!found) {

@@ -152,6 +152,25 @@ void host_hex(const uint8_t *data, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int host_unhex(const char *hex, uint8_t *out, size_t n)
+{
+    if (!hex || strlen(hex) != 2 * n) return -1;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 static char *svc_hex_encode(payd_arena *a, const void *data, size_t len)
 {
     char *out = arena_alloc(a, 2 * len + 1);

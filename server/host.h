@@ -40,5 +40,7 @@ void host_hmac_sha256(const void *key, size_t key_len, const void *data, size_t 
 int host_equal_ct(const void *a, const void *b, size_t len);
 int host_random_bytes(void *buf, size_t len);
 void host_hex(const uint8_t *data, size_t len, char *out); /* out: 2*len+1 */
+/* Exactly 2*n lower- or upper-case hex digits into n bytes: 0, or -1. */
+int host_unhex(const char *hex, uint8_t *out, size_t n);
 
 #endif

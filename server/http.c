@@ -188,22 +188,24 @@ void http_reply_store_error(http_req *r, int rc)
         http_reply_error(r, 500, "api_error", "internal_error", NULL, "internal error");
 }
 
-/* Matches `path` against a route pattern, filling r->params. */
+/* Matches `path` against a route pattern; on a match only, copies the
+ * path parameters into r->params (so scanning the table allocates nothing). */
 static int route_match(const char *pattern, const char *path, http_req *r)
 {
+    const char *start[HTTP_MAX_PARAMS];
+    size_t len[HTTP_MAX_PARAMS];
     int np = 0;
     const char *p = pattern, *s = path;
     while (*p && *s) {
         if (*p == '{') {
             const char *close = strchr(p, '}');
             if (!close) return 0;
-            if (close - p == 2 && p[1] == '*') { /* rest of the path */
-                if (np < HTTP_MAX_PARAMS) r->params[np++] = arena_strdup(r->arena, s);
-                return *s != '\0';
+            size_t n = close - p == 2 && p[1] == '*' ? strlen(s) : strcspn(s, "/");
+            if (n == 0 || (p[1] != '*' && n > 255)) return 0;
+            if (np < HTTP_MAX_PARAMS) {
+                start[np] = s;
+                len[np++] = n;
             }
-            size_t n = strcspn(s, "/");
-            if (n == 0 || n > 255) return 0;
-            if (np < HTTP_MAX_PARAMS) r->params[np++] = arena_strndup(r->arena, s, n);
             s += n;
             p = close + 1;
             continue;
@@ -212,7 +214,9 @@ static int route_match(const char *pattern, const char *path, http_req *r)
         p++;
         s++;
     }
-    return *p == '\0' && *s == '\0';
+    if (*p != '\0' || *s != '\0') return 0;
+    for (int i = 0; i < np; i++) r->params[i] = arena_strndup(r->arena, start[i], len[i]);
+    return 1;
 }
 
 static int route_find(http_req *r, char *allow, size_t allow_len)

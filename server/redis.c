@@ -73,11 +73,6 @@ void redis_close(redis *r)
     free(r);
 }
 
-int redis_enabled(const redis *r)
-{
-    return r != NULL;
-}
-
 static redisContext *redis_checkout(redis *r)
 {
     pthread_mutex_lock(&r->lock);
@@ -167,16 +162,4 @@ long long redis_incr_window(redis *r, const char *key, int window_s)
     if (redisGetReply(c, (void **)&rep) == REDIS_OK && rep) freeReplyObject(rep);
     redis_checkin(r, c);
     return n;
-}
-
-int redis_ping(redis *r)
-{
-    if (!r) return -1;
-    redisContext *c = redis_checkout(r);
-    if (!c) return -1;
-    redisReply *rep = redisCommand(c, "PING");
-    int rc = rep && rep->type == REDIS_REPLY_STATUS ? 0 : -1;
-    if (rep) freeReplyObject(rep);
-    redis_checkin(r, c);
-    return rc;
 }

@@ -531,15 +531,6 @@ PGconn *store_pg(store_conn *c)
     return c->pg;
 }
 
-int store_ping(store *s)
-{
-    store_conn *c = store_acquire(s);
-    if (!c) return STORE_E_UNAVAILABLE;
-    int rc = store_command(c, "SELECT 1");
-    store_release(c);
-    return rc;
-}
-
 void store_get_stats(store *s, store_stats *out)
 {
     pthread_mutex_lock(&s->lock);

@@ -64,8 +64,6 @@ const char *store_last_error(const store_conn *c);
 const char *store_last_sqlstate(const store_conn *c);
 PGconn *store_pg(store_conn *c);
 
-/* Round trip to the database with a fresh or pooled connection. */
-int store_ping(store *s);
 void store_get_stats(store *s, store_stats *out);
 
 /* Small result helpers. */
