@@ -14,7 +14,7 @@ BUILD   ?= build
 SAN     ?= 0
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isdk/include -Iserver -I/usr/include/postgresql
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isdk/include -Iserver -I/usr/include/postgresql -I/usr/include/cairo
 ifeq ($(SAN),1)
   CFLAGS_OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DPAYD_KEEP_MODULES_MAPPED
   LDFLAGS_SAN := -fsanitize=address,undefined
@@ -23,7 +23,7 @@ else
   LDFLAGS_SAN :=
 endif
 CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_OPT)
-LIBS    := -lcivetweb -lpq -lcurl -lssl -lcrypto -lhiredis -ljansson -linih -ljwt -ldl -lpthread -lm
+LIBS    := -lcivetweb -lpq -lcurl -lssl -lcrypto -lhiredis -ljansson -linih -ljwt -lcairo -ldl -lpthread -lm
 
 SERVER_SRC := $(wildcard server/*.c)
 SERVER_OBJ := $(patsubst server/%.c,$(BUILD)/obj/%.o,$(SERVER_SRC)) $(BUILD)/obj/migrations_gen.o
@@ -75,6 +75,8 @@ $(BUILD)/payd: $(SERVER_OBJ)
 # are installed beside the .so as BUILD/modules/NAME/templates.
 MODULE_LIBS_smtp := -ljansson
 MODULE_LIBS_stripe := -ljansson
+MODULE_LIBS_paypal := -ljansson -lcrypto -lz
+MODULE_LIBS_manual := -ljansson
 .SECONDEXPANSION:
 $(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) $$(wildcard modules/%/templates/*) sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
