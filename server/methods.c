@@ -42,13 +42,24 @@ STORE_STMT(stmt_gateway_ref,
 STORE_STMT(stmt_gateway_ref_insert,
            "INSERT INTO customer_gateways (customer_id, gateway, provider_ref) VALUES ($1, $2, $3)"
            " ON CONFLICT (customer_id, gateway) DO NOTHING");
+/* Every write to a customer's methods first takes this row lock, so saves
+ * and default switches of one customer run one after the other: the
+ * partial unique index (one default per customer) then never fires on a
+ * race, and the last switch wins. Other customers are not blocked. */
+STORE_STMT(stmt_customer_lock, "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE");
+/* With $9 (set_default) the others are cleared first (stmt_default_clear_for_save). A
+ * customer's first method becomes the default anyway. */
 STORE_STMT(stmt_method_insert,
            "INSERT INTO payment_methods AS m (id, customer_id, gateway, provider_ref, brand, last4,"
            " exp_month, exp_year, is_default)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7::smallint, $8::smallint,"
-           "  NOT EXISTS (SELECT 1 FROM payment_methods WHERE customer_id = $2 AND is_default))"
-           " ON CONFLICT (gateway, provider_ref) DO UPDATE SET brand = EXCLUDED.brand"
+           "  $9::boolean OR NOT EXISTS (SELECT 1 FROM payment_methods WHERE customer_id = $2 AND is_default))"
+           " ON CONFLICT (gateway, provider_ref) DO UPDATE SET brand = EXCLUDED.brand,"
+           "  is_default = m.is_default OR (m.customer_id = EXCLUDED.customer_id AND $9::boolean)"
            " RETURNING " METHOD_JSON " AS j, m.customer_id");
+STORE_STMT(stmt_default_clear_for_save,
+           "UPDATE payment_methods SET is_default = false"
+           " WHERE customer_id = $1 AND is_default AND NOT (gateway = $2 AND provider_ref = $3)");
 STORE_STMT(stmt_method_list,
            "SELECT " METHOD_JSON " AS j FROM payment_methods m WHERE m.customer_id = $1 ORDER BY m.created_at, m.id");
 STORE_STMT(stmt_method_get,
@@ -147,6 +158,10 @@ int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, f
         return fault_invalid(f, "parameter_missing", "payment_method", "payment_method (a provider token) is required");
     if (jg && !json_is_string(jg))
         return fault_invalid(f, "parameter_invalid", "gateway", "gateway must be a gateway instance name");
+    json_t *jd = in ? json_object_get(in, "set_default") : NULL;
+    if (jd && !json_is_boolean(jd))
+        return fault_invalid(f, "parameter_invalid", "set_default", "set_default must be true or false");
+    const char *set_default = json_is_true(jd) ? "true" : "false";
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     const char *email = NULL;
@@ -199,14 +214,20 @@ int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, f
     c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     rc = store_begin(c);
+    const char *p0[] = {customer_id};
+    if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
+    if (rc == STORE_OK && json_is_true(jd)) {
+        const char *pc[] = {customer_id, gw->name, res.method_ref};
+        rc = store_query(c, &stmt_default_clear_for_save, 3, pc, NULL);
+    }
     if (rc == STORE_OK && res.customer_ref && !customer_ref) {
         const char *p2[] = {customer_id, gw->name, res.customer_ref};
         rc = store_query(c, &stmt_gateway_ref_insert, 3, p2, NULL);
     }
     const char *p3[] = {id, customer_id, gw->name, res.method_ref, res.brand, last4,
                         res.exp_month >= 1 && res.exp_month <= 12 ? month : NULL,
-                        res.exp_year > 0 ? year : NULL};
-    if (rc == STORE_OK) rc = store_query(c, &stmt_method_insert, 8, p3, &r);
+                        res.exp_year > 0 ? year : NULL, set_default};
+    if (rc == STORE_OK) rc = store_query(c, &stmt_method_insert, 9, p3, &r);
     if (rc == STORE_OK && strcmp(store_val(r, 0, "customer_id"), customer_id) != 0) {
         store_rollback(c);
         store_release(c);
@@ -333,7 +354,8 @@ int methods_set_default(op_ctx *x, const char *customer_id, const char *pm_id, j
         return rc != STORE_OK ? fault_store(f, rc) : -1;
     }
     const char *params[] = {customer_id, pm_id};
-    rc = store_query(c, &stmt_default_clear, 2, params, NULL);
+    rc = store_query(c, &stmt_customer_lock, 1, params, NULL);
+    if (rc == STORE_OK) rc = store_query(c, &stmt_default_clear, 2, params, NULL);
     const char *p2[] = {pm_id, customer_id};
     if (rc == STORE_OK) rc = store_query(c, &stmt_default_set, 2, p2, &r);
     if (rc == STORE_OK) {
