@@ -44,7 +44,7 @@ FAKE_BIN  := $(patsubst tests/fakes/%.c,$(BUILD)/fakes/%,$(FAKE_SRC))
 MODCHECK_SRC := $(wildcard sdk/modcheck/*.c)
 MODCHECK  := $(if $(MODCHECK_SRC),$(BUILD)/payd-modcheck)
 
-.PHONY: all build deps run test test-build bench clean install fmt
+.PHONY: all build deps run test test-build bench clean install fmt FORCE
 .DEFAULT_GOAL := all
 
 all: deps build
@@ -58,7 +58,14 @@ $(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h) sdk/include/payd/module.h
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/gen/migrations_gen.c: $(MIGRATIONS) scripts/embed-migrations.sh
+# The list of migration files is itself a prerequisite: a new migration
+# whose mtime is older than the generated file (a checkout, a copy) must
+# still be embedded. The list file is rewritten only when the list changes.
+$(BUILD)/gen/migrations.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(MIGRATIONS)" | cmp -s - $@ || echo "$(MIGRATIONS)" > $@
+
+$(BUILD)/gen/migrations_gen.c: $(MIGRATIONS) $(BUILD)/gen/migrations.list scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-migrations.sh $@ $(MIGRATIONS)
 
@@ -91,7 +98,7 @@ $(BUILD)/payd-modcheck: $(MODCHECK_SRC) $(wildcard sdk/modcheck/*.h) $(CORE_OBJ)
 # Local fakes of providers and receivers (one file each), for tests only.
 $(BUILD)/fakes/%: tests/fakes/%.c $(wildcard tests/fakes/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/fakes $< -o $@ $(LDFLAGS_SAN) -lcivetweb -ljansson -lcrypto -lpthread
+	$(CC) $(CFLAGS) -Itests/fakes $< -o $@ $(LDFLAGS_SAN) -lcivetweb -ljansson -lssl -lcrypto -lz -lpthread
 
 $(BUILD)/testmodules/%.so: tests/modules/%.c sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
@@ -103,7 +110,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJ) $(wildcard tests/unit/*.h
 
 $(BUILD)/tests/test_%: tests/integration/test_%.c tests/integration/harness.c tests/integration/harness.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/integration $< tests/integration/harness.c -o $@ $(LDFLAGS_SAN) -lcmocka -lcurl -ljansson -lpq -lcrypto -lpthread
+	$(CC) $(CFLAGS) -Itests/integration $< tests/integration/harness.c -o $@ $(LDFLAGS_SAN) -lcmocka -lcurl -ljansson -lpq -lcrypto -lz -lpthread
 
 test-build: deps
 	$(MAKE) -j$$(nproc) BUILD=build/san SAN=1 build/san/payd $(patsubst $(BUILD)/%,build/san/%,$(MODULE_SO)) \
@@ -119,8 +126,9 @@ bench: all
 	scripts/bench.sh $(BUILD)
 
 # Installs under PREFIX (default /usr/local): the binaries, the modules in
-# lib/payd/modules (found there by default), the SDK header and guide, and an
-# example config. DESTDIR works for packaging.
+# lib/payd/modules (found there by default), the SDK header and guide, an
+# example config, and the invoice template in share/payd/templates (found
+# there by default). DESTDIR works for packaging.
 PREFIX ?= /usr/local
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/payd/modules \
@@ -133,6 +141,8 @@ install: all
 	    install -m 644 $$d/* $(DESTDIR)$(PREFIX)/lib/payd/modules/$$n/templates/; done
 	install -m 644 sdk/include/payd/module.h $(DESTDIR)$(PREFIX)/include/payd/module.h
 	install -m 644 sdk/README.md conf/payd.conf $(DESTDIR)$(PREFIX)/share/payd/
+	install -d $(DESTDIR)$(PREFIX)/share/payd/templates
+	install -m 644 templates/invoice.html $(DESTDIR)$(PREFIX)/share/payd/templates/
 
 clean:
 	rm -rf build
@@ -160,7 +170,7 @@ fuzz_mod    = $(firstword $(subst _, ,$(1)))
 fuzz_modsrc = $(wildcard modules/$(call fuzz_mod,$(1))/*.c)
 fuzz_inputs = $(if $(call fuzz_modsrc,$(1)),$(call fuzz_modsrc,$(1)) tests/fuzz/host.c tests/unit/fake_host.c,$(FUZZ_CORE))
 fuzz_flags  = $(if $(call fuzz_modsrc,$(1)),-Imodules/$(call fuzz_mod,$(1)) -Itests/unit,-Iserver)
-fuzz_libs   = $(if $(call fuzz_modsrc,$(1)),-ljansson -lcrypto -lpthread,$(LIBS))
+fuzz_libs   = $(if $(call fuzz_modsrc,$(1)),-ljansson -lcrypto -lz -lpthread,$(LIBS))
 
 .PHONY: fuzz fuzz-build
 fuzz: fuzz-build

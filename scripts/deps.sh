@@ -4,7 +4,7 @@
 set -eu
 PKGS="gcc make pkg-config libcivetweb-dev libpq-dev libcurl4-openssl-dev libssl-dev
 libhiredis-dev libjansson-dev libinih-dev libjwt-dev libcmocka-dev postgresql
-redis-server curl zlib1g-dev libcairo2-dev poppler-utils openssl
+redis-server curl zlib1g-dev libcairo2-dev fonts-dejavu-core poppler-utils openssl
 python3 python3-jsonschema"
 [ "${PAYD_BENCH:-0}" = 1 ] && PKGS="$PKGS wrk"
 [ "${PAYD_FUZZ:-0}" = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev"

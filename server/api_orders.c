@@ -2,6 +2,7 @@
 #include "api_orders.h"
 
 #include "api.h"
+#include "money.h"
 #include "orders.h"
 
 void api_orders_create(app *a, http_req *r)
@@ -24,6 +25,16 @@ void api_orders_list(app *a, http_req *r)
     flt.status = http_query(r, "status");
     flt.user_id = http_query(r, "user_id");
     flt.starting_after = http_query(r, "starting_after");
+    const char *currency = http_query(r, "currency");
+    if (currency) {
+        char *code = arena_alloc(r->arena, 4);
+        if (!code || money_currency_normalize(currency, code) != 0) {
+            http_reply_error(r, 400, "invalid_request_error", "parameter_invalid", "currency",
+                             "currency must be an ISO 4217 code such as USD");
+            return;
+        }
+        flt.currency = code;
+    }
     flt.created_gte = api_query_digits(r, "created_gte", &bad);
     if (!bad) flt.created_lte = api_query_digits(r, "created_lte", &bad);
     if (bad) return;

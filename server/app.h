@@ -15,6 +15,7 @@ typedef struct app {
     redis *redis;
     registry *mods;
     struct mg_context *http;
+    struct invoice_template *invoice_template; /* loaded at startup (invoice_setup), read-only */
     _Atomic int stopping;
 } app;
 

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -76,7 +77,7 @@ config_entry *config_entry_find(const config_section *s, const char *key)
 static int section_name_valid(const char *name)
 {
     static const char *const fixed[] = {"server", "database", "redis", "auth", "payments",
-                                        "outbox", "routing", NULL};
+                                        "outbox", "routing", "invoice", "admin", NULL};
     for (int i = 0; fixed[i]; i++)
         if (strcmp(name, fixed[i]) == 0) return 1;
     const char *inst = NULL;
@@ -237,6 +238,7 @@ static const key_spec server_keys[] = {
     {"public_url", S(public_url)},
     {"max_body_bytes", K_INT, offsetof(config, max_body_bytes), 1024, 64L * 1024 * 1024},
     {"http_timeout_ms", I(http_timeout_ms, 100, 600000)},
+    {"http_ca_file", S(http_ca_file)},
     {"log_level", K_LOGLEVEL, offsetof(config, log_level), 0, 0},
     {"test_mode", B(test_mode)},
     {"module_dir", S(module_dir)},
@@ -270,8 +272,18 @@ static const key_spec outbox_keys[] = {
     {"max_attempts", I(outbox_max_attempts, 1, 1000)},
     {"lease_s", I(outbox_lease_s, 5, 3600)},
     {NULL, 0, 0, 0, 0}};
+static const key_spec admin_keys[] = {
+    {"report_max_days", I(report_max_days, 1, 36600)}, {NULL, 0, 0, 0, 0}};
 static const key_spec routing_keys[] = {
     {"default", S(route_default)}, {NULL, 0, 0, 0, 0}};
+static const key_spec invoice_keys[] = {
+    {"template", S(invoice_template)},
+    {"seller_name", S(invoice_seller_name)},
+    {"seller_address", S(invoice_seller_address)},
+    {"seller_tax_id", S(invoice_seller_tax_id)},
+    {"seller_email", S(invoice_seller_email)},
+    {"footer", S(invoice_footer)},
+    {NULL, 0, 0, 0, 0}};
 
 static void apply_value(config *cfg, config_errors *errs, const char *section,
                         const key_spec *k, const config_entry *e)
@@ -379,6 +391,7 @@ static void set_defaults(config *cfg)
     cfg->outbox_schedule = strdup("1,5,30,120,600,1800,3600");
     cfg->outbox_max_attempts = 10;
     cfg->outbox_lease_s = 60;
+    cfg->report_max_days = 366;
 }
 
 int config_schedule_step(const char *schedule, int attempts)
@@ -467,7 +480,7 @@ int config_load(const char *path, config *cfg, config_errors *errs)
         const key_spec *keys;
     } core[] = {{"server", server_keys},     {"database", database_keys}, {"redis", redis_keys},
                 {"auth", auth_keys},         {"payments", payments_keys}, {"outbox", outbox_keys},
-                {"routing", routing_keys}};
+                {"routing", routing_keys},   {"invoice", invoice_keys},   {"admin", admin_keys}};
     for (size_t i = 0; i < sizeof core / sizeof core[0]; i++) {
         const config_section *s = config_section_find(cfg, core[i].name);
         if (s) apply_section(cfg, errs, s, core[i].keys);
@@ -487,6 +500,11 @@ int config_load(const char *path, config *cfg, config_errors *errs)
     check_routing(cfg, errs);
     check_schedule(cfg, errs, "payments", "janitor_schedule", cfg->janitor_schedule);
     check_schedule(cfg, errs, "outbox", "retry_schedule", cfg->outbox_schedule);
+    if (cfg->http_ca_file && access(cfg->http_ca_file, R_OK) != 0) {
+        const config_entry *e = config_entry_find(config_section_find(cfg, "server"), "http_ca_file");
+        config_errors_add(errs, "%s:%d: [server] http_ca_file is not a readable file", path,
+                          e ? e->line : 0);
+    }
     if (!cfg->public_url) {
         char buf[300];
         snprintf(buf, sizeof buf, "http://%s", cfg->listen);
@@ -516,8 +534,10 @@ void config_free(config *cfg)
     if (cfg->jwt_secret) explicit_bzero(cfg->jwt_secret, strlen(cfg->jwt_secret));
     if (cfg->database_url) explicit_bzero(cfg->database_url, strlen(cfg->database_url));
     char **strs[] = {&cfg->path,         &cfg->listen,      &cfg->public_url,
-                     &cfg->module_dir,   &cfg->database_url, &cfg->redis_url,
-                     &cfg->jwt_secret,   &cfg->jwt_issuer, &cfg->jwt_audience, &cfg->janitor_schedule, &cfg->outbox_schedule, &cfg->route_default};
+                     &cfg->module_dir,   &cfg->database_url, &cfg->redis_url, &cfg->http_ca_file,
+                     &cfg->jwt_secret,   &cfg->jwt_issuer, &cfg->jwt_audience, &cfg->janitor_schedule, &cfg->outbox_schedule, &cfg->route_default,
+                     &cfg->invoice_template, &cfg->invoice_seller_name, &cfg->invoice_seller_address,
+                     &cfg->invoice_seller_tax_id, &cfg->invoice_seller_email, &cfg->invoice_footer};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) free(*strs[i]);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -37,6 +37,7 @@ typedef struct config {
     char *public_url;
     long max_body_bytes;
     int http_timeout_ms;
+    char *http_ca_file;       /* extra CA bundle for outbound https, or NULL */
     int log_level;
     int test_mode;
     char *module_dir;
@@ -67,10 +68,19 @@ typedef struct config {
     char *outbox_schedule;    /* "1,5,30,120,600,1800,3600" seconds */
     int outbox_max_attempts;
     int outbox_lease_s;
+    /* [admin] */
+    int report_max_days;      /* longest report or reconcile range */
     /* [routing] */
     char *route_default;
     config_route *routes;
     size_t route_count;
+    /* [invoice] (seller_address keeps its literal \n escapes; invoice.c splits it) */
+    char *invoice_template;
+    char *invoice_seller_name;
+    char *invoice_seller_address;
+    char *invoice_seller_tax_id;
+    char *invoice_seller_email;
+    char *invoice_footer;
 } config;
 
 /* Collected error messages ("file:line: message"). */

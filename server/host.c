@@ -34,6 +34,7 @@
 
 static redis *host_redis;
 static int host_http_timeout_ms = 15000;
+static char *host_http_ca_file; /* set once before any module loads */
 static _Atomic int64_t clock_offset_ms;
 static pthread_key_t curl_key;
 static pthread_once_t curl_key_once = PTHREAD_ONCE_INIT;
@@ -77,6 +78,19 @@ void host_global_init(redis *r, int http_timeout_ms)
     pthread_once(&curl_key_once, curl_key_create);
 }
 
+/*
+ * The extra CA bundle for outbound https ([server] http_ca_file), e.g. a
+ * test CA for a local provider fake. It is libcurl's CAINFO; the system
+ * directory (libcurl's CAPATH) stays trusted. Called once at startup,
+ * before any worker or module thread runs, so no lock. 0 or -1 (OOM).
+ */
+int host_set_http_ca_file(const char *path)
+{
+    free(host_http_ca_file);
+    host_http_ca_file = path ? strdup(path) : NULL;
+    return path && !host_http_ca_file ? -1 : 0;
+}
+
 void host_global_fini(void)
 {
     CURL *c = pthread_getspecific(curl_key);
@@ -91,6 +105,8 @@ void host_global_fini(void)
         memset(&memcache[i], 0, sizeof memcache[i]);
     }
     pthread_mutex_unlock(&memcache_lock);
+    free(host_http_ca_file);
+    host_http_ca_file = NULL;
     curl_global_cleanup();
 }
 
@@ -455,6 +471,7 @@ static int svc_http(const payd_host *h, const payd_http_request *req, payd_http_
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (host_http_ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, host_http_ca_file);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_on_body);

@@ -24,6 +24,9 @@ typedef struct host_instance {
 
 /* Process-wide setup, once, before any module loads. */
 void host_global_init(redis *r, int http_timeout_ms);
+/* [server] http_ca_file: a PEM bundle libcurl trusts for outbound https in
+ * addition to the system store, or NULL. Set once, before modules load. */
+int host_set_http_ca_file(const char *path);
 void host_global_fini(void);
 
 /* Fills `h` with the v1 services for one instance; `hi` must outlive it. */

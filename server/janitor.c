@@ -9,7 +9,9 @@
  * several payd processes on one database never work the same row at once
  * and no lock is held during the provider call. Resolution itself is the
  * domain's (payments_resolve, refunds_resolve). Webhook events left
- * unmatched are retried here too (webhooks_rematch_stale).
+ * unmatched are retried here too (webhooks_rematch_stale), and manual
+ * payments unpaid past their instance's auto_expire_days are cancelled
+ * (manual_review_expire).
  *
  * Runs on the background scheduler thread only.
  */
@@ -21,6 +23,7 @@
 #include "arena.h"
 #include "context.h"
 #include "log.h"
+#include "manual_review.h"
 #include "payments.h"
 #include "refunds.h"
 #include "webhooks.h"
@@ -80,6 +83,7 @@ void janitor_run(app *a)
     op_ctx x = {.a = a, .who = &system, .request_id = NULL, .arena = arena_new()};
     if (x.arena) {
         webhooks_rematch_stale(&x);
+        manual_review_expire(&x);
         arena_free(x.arena);
     }
 }

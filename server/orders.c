@@ -43,6 +43,7 @@ STORE_STMT(stmt_list,
            " AND ($3::bigint IS NULL OR o.created_at >= to_timestamp($3::bigint))"
            " AND ($4::bigint IS NULL OR o.created_at <= to_timestamp($4::bigint))"
            " AND ($5::text IS NULL OR (o.created_at, o.id) < (SELECT created_at, id FROM orders WHERE id = $5))"
+           " AND ($7::text IS NULL OR o.currency = $7)"
            " ORDER BY o.created_at DESC, o.id DESC LIMIT $6::int");
 STORE_STMT(stmt_lock,
            "SELECT o.id, o.status, o.currency, o.user_id, o.total, o.amount_paid, o.amount_refunded,"
@@ -318,7 +319,8 @@ int orders_list(op_ctx *x, const order_filter *flt, json_t **out, fault *f)
     const char *user = op_user_scope(x) ? op_user_scope(x) : flt->user_id;
     char lim[16];
     snprintf(lim, sizeof lim, "%d", flt->limit + 1);
-    const char *params[] = {flt->status, user, flt->created_gte, flt->created_lte, flt->starting_after, lim};
+    const char *params[] = {flt->status, user, flt->created_gte, flt->created_lte, flt->starting_after, lim,
+                            flt->currency};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     if (flt->starting_after) {
@@ -336,7 +338,7 @@ int orders_list(op_ctx *x, const order_filter *flt, json_t **out, fault *f)
         }
     }
     PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list, 6, params, &r);
+    int rc = store_query(c, &stmt_list, 7, params, &r);
     store_release(c);
     if (rc != STORE_OK) return fault_store(f, rc);
     json_t *data = json_array();

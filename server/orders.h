@@ -23,6 +23,7 @@ int orders_create(op_ctx *x, json_t *in, json_t **out, fault *f);
 int orders_get(op_ctx *x, const char *id, json_t **out, fault *f);
 typedef struct order_filter {
     const char *status, *user_id, *starting_after;
+    const char *currency;                  /* upper-case ISO 4217, or NULL */
     const char *created_gte, *created_lte; /* unix seconds, validated digits */
     int limit;
 } order_filter;

@@ -275,10 +275,15 @@ int payment_apply_view(op_ctx *x, store_conn *c, payment_row *p, const payment_v
         p->outcome_unknown = 0;
     }
     /* A provider still processing is polled as a safety net for a lost
-     * webhook; an operation still waiting keeps its janitor lease. */
-    if (v->status == PAYD_PS_PROCESSING) p->janitor_delay_s = janitor_backoff_s(x->a, p->janitor_attempts);
+     * webhook; an operation still waiting keeps its janitor lease. A
+     * payment processing with instructions for the buyer (a bank transfer
+     * on its way) waits for money and a person: there is nothing to poll,
+     * and the instructions stay on show. */
+    int awaits_buyer = v->status == PAYD_PS_PROCESSING && v->next_action == PAYD_NA_DISPLAY_INSTRUCTIONS;
+    if (v->status == PAYD_PS_PROCESSING && !awaits_buyer)
+        p->janitor_delay_s = janitor_backoff_s(x->a, p->janitor_attempts);
     else if (!p->pending_op && !p->outcome_unknown) p->janitor_delay_s = -1;
-    p->next_action = v->status == PAYD_PS_REQUIRES_ACTION ? next_action_json(x, v) : NULL;
+    p->next_action = v->status == PAYD_PS_REQUIRES_ACTION || awaits_buyer ? next_action_json(x, v) : NULL;
     if (v->status == PAYD_PS_FAILED) {
         p->failure_code = arena_strdup(x->arena, v->failure_code ? v->failure_code : "processing_error");
         p->failure_message = arena_strdup(x->arena, v->failure_message ? v->failure_message : "the payment failed");

@@ -453,7 +453,10 @@ static int payment_begin_op(op_ctx *x, const char *id, const char *op, const cha
         else if (ret && strpbrk(ret, "\r\n\t "))
             refused = fault_invalid(f, "parameter_invalid", "return_url", "return_url must be an http(s) URL");
         if (ret) p->return_url = arena_strdup(x->arena, ret);
-        if (!refused && !p->payment_method)
+        /* In requires_action the buyer has acted at the provider (approved
+         * a PayPal order, finished a redirect): confirming asks the
+         * provider to complete, and needs no method of payd's. */
+        if (!refused && !p->payment_method && strcmp(p->status, "requires_action") != 0)
             refused = fault_invalid(f, "parameter_missing", "payment_method", "confirm needs a payment_method");
     }
     if (!refused && rc == STORE_OK && !strcmp(op, "cancel") && !p->provider_ref) {
@@ -503,7 +506,8 @@ int payments_confirm(op_ctx *x, const char *id, json_t *in, const char *raw_meth
                      int *status, fault *f)
 {
     static const char *const keys[] = {"payment_method", "return_url", NULL};
-    static const char *const from[] = {"requires_payment_method", "requires_confirmation", NULL};
+    static const char *const from[] = {"requires_payment_method", "requires_confirmation",
+                                       "requires_action", NULL};
     if (in && check_keys(in, keys, f)) return -1;
     return payment_op(x, id, "confirm", from, in, raw_method, out, status, f);
 }

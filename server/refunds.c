@@ -24,6 +24,7 @@
 #include "janitor.h"
 #include "ledger.h"
 #include "log.h"
+#include "manual_review.h"
 #include "metrics.h"
 #include "money.h"
 #include "orders.h"
@@ -204,8 +205,10 @@ static int refund_settle(op_ctx *x, instance *gw, const char *payment_id, const 
     } else if (rc == STORE_OK && mrc == 0 && res->status == PAYD_RS_SUCCEEDED) {
         rc = refund_succeed(x, c, &p, &r, res->refund_ref, &repr);
     } else if (rc == STORE_OK && mrc == 0 && res->status == PAYD_RS_PENDING) {
+        /* A manual refund waits for an admin to confirm it: nothing to poll. */
         rc = refund_save(x, c, &r, "pending", res->refund_ref, NULL, NULL, 0,
-                         janitor_backoff_s(x->a, r.janitor_attempts), "refund.pending", &repr);
+                         manual_review_gateway(gw) ? -1 : janitor_backoff_s(x->a, r.janitor_attempts),
+                         "refund.pending", &repr);
         *status = 202;
     } else if (rc == STORE_OK && (mrc == 0 || mrc == PAYD_E_DECLINED)) {
         const char *code = mrc ? (e->failure_code[0] ? e->failure_code : "refund_declined") : res->failure_code;

@@ -4,10 +4,13 @@
  * the API (documented in README.md).
  */
 #include "api_admin.h"
+#include "api_admin_payments.h"
 #include "api_customers.h"
+#include "api_invoices.h"
 #include "api_ops.h"
 #include "api_orders.h"
 #include "api_payments.h"
+#include "api_reports.h"
 #include "api_webhooks.h"
 #include "http.h"
 
@@ -24,6 +27,7 @@ const http_route http_routes[] = {
     {"GET", "/v1/orders/{id}", api_orders_get, ROUTE_AUTH, "orders.get"},
     {"PATCH", "/v1/orders/{id}", api_orders_update, ROUTE_MERCHANT | WRITE, "orders.update"},
     {"POST", "/v1/orders/{id}/cancel", api_orders_cancel, ROUTE_AUTH | WRITE, "orders.cancel"},
+    {"GET", "/v1/orders/{id}/invoice", api_invoices_get, ROUTE_AUTH, "orders.invoice"},
 
     {"POST", "/v1/payments", api_payments_create, ROUTE_AUTH | WRITE | ROUTE_TEST_CARD, "payments.create"},
     {"GET", "/v1/payments", api_payments_list, ROUTE_AUTH, "payments.list"},
@@ -51,6 +55,13 @@ const http_route http_routes[] = {
     {"GET", "/v1/admin/audit/verify", api_admin_audit_verify, ROUTE_ADMIN, "admin.audit_verify"},
     {"GET", "/v1/admin/outbox", api_admin_outbox_list, ROUTE_ADMIN, "admin.outbox"},
     {"POST", "/v1/admin/outbox/{id}/replay", api_admin_outbox_replay, ROUTE_ADMIN | ROUTE_IDEMPOTENT, "admin.outbox_replay"},
+    {"POST", "/v1/admin/payments/{id}/approve", api_admin_payments_approve, ROUTE_ADMIN | WRITE, "admin.payments_approve"},
+    {"POST", "/v1/admin/payments/{id}/reject", api_admin_payments_reject, ROUTE_ADMIN | WRITE, "admin.payments_reject"},
+    {"POST", "/v1/admin/refunds/{id}/confirm", api_admin_refunds_confirm, ROUTE_ADMIN | WRITE, "admin.refunds_confirm"},
+    {"POST", "/v1/admin/refunds/{id}/reject", api_admin_refunds_reject, ROUTE_ADMIN | WRITE, "admin.refunds_reject"},
+    {"GET", "/v1/admin/orders", api_orders_list, ROUTE_ADMIN, "admin.orders"},
+    {"GET", "/v1/admin/reports/summary", api_reports_summary, ROUTE_ADMIN, "admin.reports_summary"},
+    {"GET", "/v1/admin/reconcile", api_reports_reconcile, ROUTE_ADMIN, "admin.reconcile"},
 
     {"GET", "/mock/{*}", api_ops_mock_page, ROUTE_PUBLIC | ROUTE_RAW, "mock.page"},
     {"POST", "/mock/{*}", api_ops_mock_page, ROUTE_PUBLIC | ROUTE_RAW, "mock.page"},

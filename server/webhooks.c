@@ -55,8 +55,13 @@ STORE_STMT(stmt_insert,
            " CASE WHEN $13::bigint > 0 THEN to_timestamp($13::bigint) END, $14, CASE WHEN $3 IN ('ignored', 'method.attached') THEN 'ignored' ELSE 'applied' END)"
            " ON CONFLICT (gateway, provider_event_id) DO NOTHING RETURNING id");
 STORE_STMT(stmt_mark, "UPDATE webhook_events SET status = $2, note = $3 WHERE id = $1::bigint");
+/* By payd's payment id, else the provider ref, else (a refund event that
+ * names only the refund, as PayPal's PAYMENT.CAPTURE.REFUNDED does) the
+ * refund's payment. */
 STORE_STMT(stmt_find_payment,
-           "SELECT id FROM payments WHERE (id = $1 AND gateway = $3) OR ($1 IS NULL AND gateway = $3 AND provider_ref = $2)");
+           "SELECT id FROM payments WHERE (id = $1 AND gateway = $3) OR ($1 IS NULL AND gateway = $3 AND provider_ref = $2)"
+           " OR ($1 IS NULL AND $2 IS NULL AND gateway = $3 AND id = (SELECT payment_id FROM refunds"
+           " WHERE gateway = $3 AND (id = $4 OR provider_ref = $5) LIMIT 1))");
 STORE_STMT(stmt_unmatched,
            "SELECT id, event_type, payment_id, provider_ref, refund_id, refund_ref, amount, currency,"
            " failure_code, failure_message FROM webhook_events"
@@ -193,8 +198,8 @@ int webhooks_receive(op_ctx *x, const char *gateway, const payd_header *headers,
         /* Nothing in payd follows from it: recorded, not applied. */
         status = "ignored";
     } else if (src == STORE_OK) {
-        const char *fp[] = {ev.payment_id, ev.provider_ref, gateway};
-        src = store_query(c, &stmt_find_payment, 3, fp, &found);
+        const char *fp[] = {ev.payment_id, ev.provider_ref, gateway, ev.refund_id, ev.refund_ref};
+        src = store_query(c, &stmt_find_payment, 5, fp, &found);
         payment_row p;
         if (src == STORE_OK && PQntuples(found) == 1) src = payment_lock(x, c, PQgetvalue(found, 0, 0), &p);
         else if (src == STORE_OK) src = 1;

@@ -28,6 +28,9 @@
  *   webhooks             on|off: post events to payd (default on)
  *   webhook_tolerance_s  accepted |now - t| of incoming signatures
  *                        (1..86400, default 300)
+ *   test_controls        on|off (default off): serve the test/ pages that
+ *                        change intents and refunds behind payd's back, for
+ *                        reconciliation tests. Never on for anything real.
  *
  * Read-only keys the host answers: payd.instance (scopes idempotency keys
  * and routes webhooks), payd.public_url (base of the 3-D Secure URL),
@@ -137,6 +140,7 @@ static int mock_configure(mock_instance *inst, const payd_config *cfg,
     const char *hook = h->config_get(cfg, "payd.webhook_url");
     const char *secret = h->config_get(cfg, "webhook_secret");
     const char *webhooks = h->config_get(cfg, "webhooks");
+    const char *controls = h->config_get(cfg, "test_controls");
     size_t n;
     int rc;
 
@@ -174,6 +178,15 @@ static int mock_configure(mock_instance *inst, const payd_config *cfg,
         return mock_error(e, PAYD_E_INVALID,
                           "mock: invalid value for webhooks: expected on or "
                           "off");
+
+    if (controls == NULL || strcasecmp(controls, "off") == 0)
+        inst->test_controls = 0;
+    else if (strcasecmp(controls, "on") == 0)
+        inst->test_controls = 1;
+    else
+        return mock_error(e, PAYD_E_INVALID,
+                          "mock: invalid value for test_controls: expected "
+                          "on or off");
 
     if (secret != NULL) {
         n = strlen(secret);

@@ -124,6 +124,7 @@ typedef struct mock_instance {
     double transient_rate;
     double timeout_rate;
     int webhooks;        /* 1 = on */
+    int test_controls;   /* 1 = the test/ pages may change provider state */
     struct mock_instance *next;  /* live list, under mock_mu */
 } mock_instance;
 
@@ -235,6 +236,17 @@ typedef struct mock_challenge {
 int mock_intents_challenge_locked(const char *ref, mock_challenge *out);
 int mock_intents_challenge_complete_locked(const char *ref, int approve,
                                            char **return_url);
+
+/* Test controls (the test/ pages, only with test_controls = on): change an
+ * intent or a refund behind payd's back, the way a provider's dashboard or
+ * a bug could, so reconciliation has something to find. No webhook is sent.
+ * `status` 0 keeps the status; `amount_captured` < 0 keeps the amount.
+ * PAYD_OK (r holds the object), PAYD_E_NOTFOUND, PAYD_E_INVALID or
+ * PAYD_E_NOMEM. */
+int mock_intents_test_set_locked(const char *ref, int status,
+                                 int64_t amount_captured, mock_result *r);
+int mock_intents_test_refund_set_locked(const char *ref, int status,
+                                        mock_result *r);
 
 /* Called by the settle timer. */
 void mock_intents_settle_due_locked(const char *ref);

@@ -547,6 +547,16 @@ int mock_intents_challenge_complete_locked(const char *ref, int approve,
 /* Refunds                                                                  */
 /* ------------------------------------------------------------------------ */
 
+static const char *mock_refund_status_name(int status)
+{
+    switch (status) {
+    case PAYD_RS_SUCCEEDED: return "succeeded";
+    case PAYD_RS_FAILED: return "failed";
+    case PAYD_RS_CANCELED: return "canceled";
+    default: return "pending";
+    }
+}
+
 static char *mock_refund_raw(const mock_refund_record *rf)
 {
     mock_buf b = {0};
@@ -558,8 +568,7 @@ static char *mock_refund_raw(const mock_refund_record *rf)
     mock_buf_json_str(&b, rf->currency);
     mock_buf_printf(&b, ",\"payment_intent\":\"%s\",\"status\":\"%s\","
                         "\"reason\":",
-                    rf->intent_ref,
-                    rf->status == PAYD_RS_SUCCEEDED ? "succeeded" : "pending");
+                    rf->intent_ref, mock_refund_status_name(rf->status));
     mock_buf_json_str(&b, rf->reason);
     mock_buf_puts(&b, ",\"metadata\":{\"refund_id\":");
     mock_buf_json_str(&b, rf->refund_id);
@@ -668,6 +677,54 @@ int mock_intents_refund_retrieve_locked(const payd_refund_req *req,
     if (rf == NULL) {
         mock_result_fail(r, PAYD_E_NOTFOUND, NULL, "no such refund");
         return r->rc;
+    }
+    return mock_refund_render(rf, r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Test controls                                                            */
+/* ------------------------------------------------------------------------ */
+
+int mock_intents_test_set_locked(const char *ref, int status,
+                                 int64_t amount_captured, mock_result *r)
+{
+    mock_intent *it = mock_intent_find_locked(ref, r);
+
+    if (it == NULL)
+        return r->rc;
+    if (amount_captured > it->amount) {
+        mock_result_fail(r, PAYD_E_INVALID, NULL,
+                         "amount_captured exceeds the intent's amount");
+        return r->rc;
+    }
+    if (status != 0)
+        it->status = status;
+    if (amount_captured >= 0)
+        it->amount_captured = amount_captured;
+    if (it->amount_refunded > it->amount_captured)
+        it->amount_refunded = it->amount_captured;
+    return mock_intent_render(it, r);
+}
+
+int mock_intents_test_refund_set_locked(const char *ref, int status,
+                                        mock_result *r)
+{
+    mock_refund_record *rf = mock_map_get(&mock_reg.refunds, ref);
+    mock_intent *it;
+    int was = 0, now = status == PAYD_RS_SUCCEEDED;
+
+    if (rf == NULL) {
+        mock_result_fail(r, PAYD_E_NOTFOUND, NULL, "no such refund");
+        return r->rc;
+    }
+    was = rf->status == PAYD_RS_SUCCEEDED;
+    rf->status = status;
+    /* The intent's refunded total follows its succeeded refunds. */
+    it = mock_map_get(&mock_reg.intents, rf->intent_ref);
+    if (it != NULL && was != now) {
+        it->amount_refunded += now ? rf->amount : -rf->amount;
+        if (it->amount_refunded < 0)
+            it->amount_refunded = 0;
     }
     return mock_refund_render(rf, r);
 }

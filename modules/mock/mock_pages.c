@@ -10,6 +10,11 @@
  *   GET  stats?payment_id=pay_x  JSON counters proving "one charge at the
  *                                module": intents_created, captures,
  *                                refunds, create_calls
+ *   POST test/intents/<ref>      only with test_controls = on: set the
+ *                                intent's status and/or amount_captured
+ *                                (form fields) behind payd's back; answers
+ *                                the intent as JSON
+ *   POST test/refunds/<ref>      the same for a refund's status
  *
  * Pages are self-contained (inline CSS, no scripts, no external assets) and
  * every echoed value is HTML- or JSON-escaped.
@@ -170,17 +175,22 @@ static int mock_form_value(const char *s, size_t len, const char *name,
     return 0;
 }
 
-/* "mock_pi_" and exactly 24 lower-case hex digits. */
-static int mock_valid_intent_ref(const char *s)
+/* `prefix` ("mock_pi_", "mock_re_") and exactly 24 lower-case hex digits. */
+static int mock_valid_ref(const char *s, const char *prefix)
 {
-    size_t i;
+    size_t i, n = strlen(prefix);
 
-    if (strncmp(s, "mock_pi_", 8) != 0 || strlen(s) != 8 + MOCK_REF_HEX)
+    if (strncmp(s, prefix, n) != 0 || strlen(s) != n + MOCK_REF_HEX)
         return 0;
-    for (i = 8; i < 8 + MOCK_REF_HEX; i++)
+    for (i = n; i < n + MOCK_REF_HEX; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return 0;
     return 1;
+}
+
+static int mock_valid_intent_ref(const char *s)
+{
+    return mock_valid_ref(s, "mock_pi_");
 }
 
 /* "12.34" for 1234 at exponent 2, "0.05" for 5 (exponents 0..4). */
@@ -360,6 +370,115 @@ static int mock_page_stats(const mock_instance *inst, const payd_page_req *req,
     return mock_page_set(inst, a, out, 200, "application/json", &b, e);
 }
 
+/* A JSON page {"error": message} with `status`. */
+static int mock_page_json_error(const mock_instance *inst, payd_arena *a,
+                                payd_page_res *out, int status,
+                                const char *message, payd_error *e)
+{
+    mock_buf b = {0};
+
+    mock_buf_puts(&b, "{\"error\":");
+    mock_buf_json_str(&b, message);
+    mock_buf_puts(&b, "}");
+    return mock_page_set(inst, a, out, status, "application/json", &b, e);
+}
+
+/* A payment status by name (requires_payment_method ... canceled), or 0. */
+static int mock_payment_status_by_name(const char *name)
+{
+    int s;
+
+    for (s = PAYD_PS_REQUIRES_PAYMENT_METHOD; s <= PAYD_PS_CANCELED; s++)
+        if (strcmp(payd_payment_status_name(s), name) == 0)
+            return s;
+    return 0;
+}
+
+static int mock_refund_status_by_name(const char *name)
+{
+    if (strcmp(name, "pending") == 0)
+        return PAYD_RS_PENDING;
+    if (strcmp(name, "succeeded") == 0)
+        return PAYD_RS_SUCCEEDED;
+    if (strcmp(name, "failed") == 0)
+        return PAYD_RS_FAILED;
+    if (strcmp(name, "canceled") == 0)
+        return PAYD_RS_CANCELED;
+    return 0;
+}
+
+/*
+ * POST test/intents/<ref> (status=..., amount_captured=...) and POST
+ * test/refunds/<ref> (status=...): the test controls. The caller checked
+ * test_controls and the ref's shape.
+ */
+static int mock_page_test_control(const mock_instance *inst, const char *ref,
+                                  int is_refund, const payd_page_req *req,
+                                  payd_page_res *out, payd_arena *a,
+                                  payd_error *e)
+{
+    char status_text[MOCK_FORM_VALUE_MAX], amount_text[MOCK_FORM_VALUE_MAX];
+    const char *body = req->body != NULL ? req->body : "";
+    size_t len = req->body != NULL ? req->body_len : 0;
+    int has_status, has_amount, status = 0, rc;
+    int64_t amount = -1;
+    mock_result r = {0};
+    mock_buf b = {0};
+
+    has_status = mock_form_value(body, len, "status", status_text,
+                                 sizeof status_text);
+    has_amount = is_refund ? 0
+                           : mock_form_value(body, len, "amount_captured",
+                                             amount_text, sizeof amount_text);
+    if (has_status < 0 || has_amount < 0 || (has_status == 0 && has_amount == 0))
+        return mock_page_json_error(inst, a, out, 400,
+                                    is_refund ? "expected status"
+                                              : "expected status and/or "
+                                                "amount_captured", e);
+    if (has_status == 1) {
+        status = is_refund ? mock_refund_status_by_name(status_text)
+                           : mock_payment_status_by_name(status_text);
+        if (status == 0)
+            return mock_page_json_error(inst, a, out, 400, "unknown status",
+                                        e);
+    }
+    if (has_amount == 1) {
+        size_t i, n = strlen(amount_text);
+
+        if (n == 0 || n > 12)
+            return mock_page_json_error(inst, a, out, 400,
+                                        "amount_captured must be digits", e);
+        amount = 0;
+        for (i = 0; i < n; i++) {
+            if (amount_text[i] < '0' || amount_text[i] > '9')
+                return mock_page_json_error(inst, a, out, 400,
+                                            "amount_captured must be digits",
+                                            e);
+            amount = amount * 10 + (amount_text[i] - '0');
+        }
+    }
+    pthread_mutex_lock(&mock_mu);
+    if (is_refund)
+        rc = mock_intents_test_refund_set_locked(ref, status, &r);
+    else
+        rc = mock_intents_test_set_locked(ref, status, amount, &r);
+    pthread_mutex_unlock(&mock_mu);
+    if (rc == PAYD_OK) {
+        inst->h->log(inst->h, PAYD_LOG_WARN,
+                     "mock: test control changed %s behind payd's back", ref);
+        mock_buf_puts(&b, r.raw);
+        rc = mock_page_set(inst, a, out, 200, "application/json", &b, e);
+    } else if (rc == PAYD_E_NOTFOUND) {
+        rc = mock_page_json_error(inst, a, out, 404, "unknown ref", e);
+    } else if (rc == PAYD_E_INVALID) {
+        rc = mock_page_json_error(inst, a, out, 400, r.err_message, e);
+    } else {
+        rc = mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+    }
+    mock_result_free(&r);
+    return rc;
+}
+
 /*
  * page op: route a request below /mock/. Returns PAYD_OK with a response
  * (404/405/409 are responses, not errors) or PAYD_E_NOMEM. Thread-safe.
@@ -398,6 +517,19 @@ int mock_page(void *state, const payd_page_req *req_in, payd_page_res *res,
             rc = mock_page_challenge(inst, ref, &out, a, e);
         else
             rc = mock_page_challenge_post(inst, ref, &req, &out, a, e);
+    } else if (inst->test_controls &&
+               (strncmp(path, "test/intents/", 13) == 0 ||
+                strncmp(path, "test/refunds/", 13) == 0)) {
+        const char *ref = path + 13;
+        int is_refund = path[5] == 'r';
+
+        if (!post)
+            rc = mock_page_json_error(inst, a, &out, 405, "use POST", e);
+        else if (!mock_valid_ref(ref, is_refund ? "mock_re_" : "mock_pi_"))
+            rc = mock_page_json_error(inst, a, &out, 404, "unknown ref", e);
+        else
+            rc = mock_page_test_control(inst, ref, is_refund, &req, &out, a,
+                                        e);
     } else if (strcmp(path, "stats") == 0) {
         if (!get)
             rc = mock_page_message(inst, a, &out, 405, "Method not allowed",

@@ -495,6 +495,8 @@ int main(int argc, char **argv)
     if (redis_open(&c.redis, c.cfg.redis_url, c.cfg.redis_pool) != 0) c.redis = NULL;
     host_global_init(c.redis, c.cfg.http_timeout_ms);
     c.host_inits = 1;
+    /* As payd: [server] http_ca_file is trusted for outbound https. */
+    if (host_set_http_ca_file(c.cfg.http_ca_file) != 0) mc_report_note("out of memory for [server] http_ca_file");
 
     mc_abi_inspect(&c);
     config_errors errs = {0};

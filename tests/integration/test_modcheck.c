@@ -285,6 +285,31 @@ static void test_modcheck_passes_the_shipped_notifiers(void **state)
     }
 }
 
+/* The manual gateway has no provider to settle a payment, so the payment
+ * scenarios (which wait for one) do not apply; the ABI rules and the card
+ * number probe do. */
+static void test_modcheck_passes_the_manual_gateway(void **state)
+{
+    (void)state;
+    if (!built("modules/manual.so")) skip();
+    char dir[PATH_MAX], conf[PATH_MAX + 32];
+    assert_int_equal(h_tmpdir(dir, sizeof dir), 0);
+    snprintf(conf, sizeof conf, "%s/manual.conf", dir);
+    write_file_fmt(conf, "[gateway.manual]\nmodule = %s/modules/manual.so\nmethods = bank_transfer, cheque\n"
+                         "bank_account_name = Example Shop Ltd\nbank_iban = DE89 3704 0044 0532 0130 00\n"
+                         "instructions.cheque = Payable to Example Shop Ltd\n",
+                   h_env("PAYD_BUILD"));
+    mc_run r;
+    modcheck(&r, conf, "gateway.manual", NULL);
+    if (r.rc != 0) print_error("modcheck on the manual gateway exited %d:\n%s\n", r.rc, r.err);
+    assert_int_equal(r.rc, 0);
+    assert_true(json_is_true(json_object_get(r.report, "ok")));
+    static const char *const apply[] = {"config", "load", "abi.major", "abi.struct_size", "abi.kind",
+                                        "abi.caps", "symbols", "init_fini", "no_secrets", "arena", NULL};
+    for (int i = 0; apply[i]; i++) expect_check_status(&r, apply[i], "pass");
+    mc_free(&r);
+}
+
 /* ------------------------------------------------------------------------ */
 /* A module that breaks one rule at a time                                  */
 /* ------------------------------------------------------------------------ */
@@ -676,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_modcheck_passes_the_mock_gateway_with_a_valid_json_report),
         cmocka_unit_test(test_modcheck_passes_the_stripe_gateway_against_its_fake),
         cmocka_unit_test(test_modcheck_passes_the_shipped_notifiers),
+        cmocka_unit_test(test_modcheck_passes_the_manual_gateway),
         cmocka_unit_test(test_modcheck_passes_the_bad_module_when_it_breaks_nothing),
         cmocka_unit_test(test_modcheck_fails_each_broken_rule_naming_its_check),
         cmocka_unit_test(test_modcheck_finds_memory_lost_over_init_fini_cycles),

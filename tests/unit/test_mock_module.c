@@ -870,6 +870,79 @@ static void test_pages_unknown_or_malformed_answer_404_400_405(void **state)
     assert_int_equal(rs.status, PAYD_PS_REQUIRES_ACTION);
 }
 
+static void test_test_controls_are_404_unless_on_then_change_what_retrieve_says(
+    void **state)
+{
+    payd_payment_req rq = pay_req("pm_card_visa", NULL);
+    payd_payment_res rs;
+    payd_refund_res rf;
+    payd_refund_req rr;
+    payd_page_res pg;
+    payd_error e;
+    char path[96], refund_path[96];
+
+    (void)state;
+    assert_int_equal(create(&rq, &rs, &e), PAYD_OK);
+    snprintf(path, sizeof path, "test/intents/%s", rs.provider_ref);
+    /* Off (the default): no such page (the HTML "not found" of unknown
+     * paths), and nothing changes. */
+    assert_int_equal(page("POST", path, NULL, "status=failed", &pg), PAYD_OK);
+    assert_int_equal(pg.status, 404);
+    assert_non_null(strstr(pg.body, "no such page"));
+    assert_int_equal(retrieve(rs.provider_ref, &rs, &e), PAYD_OK);
+    assert_int_equal(rs.status, PAYD_PS_SUCCEEDED);
+
+    /* On: the provider state changes behind payd's back. (A restart of
+     * the only instance empties the provider: pay again.) */
+    restart_with("test_controls", "on", NULL);
+    rq = pay_req("pm_card_visa", NULL);
+    assert_int_equal(create(&rq, &rs, &e), PAYD_OK);
+    snprintf(path, sizeof path, "test/intents/%s", rs.provider_ref);
+    assert_int_equal(page("POST", path, NULL, "status=failed&amount_captured=1000",
+                          &pg),
+                     PAYD_OK);
+    assert_int_equal(pg.status, 200);
+    assert_non_null(strstr(pg.body, "\"status\":\"failed\""));
+    assert_int_equal(retrieve(rs.provider_ref, &rs, &e), PAYD_OK);
+    assert_int_equal(rs.status, PAYD_PS_FAILED);
+    assert_int_equal(rs.amount_captured, 1000);
+
+    /* A refund's status, for refund_retrieve. */
+    assert_int_equal(page("POST", path, NULL, "status=succeeded", &pg), PAYD_OK);
+    assert_int_equal(refund(rs.provider_ref, 400, NULL, &rf, &e), PAYD_OK);
+    snprintf(refund_path, sizeof refund_path, "test/refunds/%s", rf.refund_ref);
+    assert_int_equal(page("POST", refund_path, NULL, "status=failed", &pg),
+                     PAYD_OK);
+    assert_int_equal(pg.status, 200);
+    memset(&rr, 0, sizeof rr);
+    rr.struct_size = sizeof rr;
+    rr.refund_ref = rf.refund_ref;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(gw->refund_retrieve(st, &rr, &rf, arena, &e), PAYD_OK);
+    assert_int_equal(rf.status, PAYD_RS_FAILED);
+
+    /* Bad input is refused and changes nothing. */
+    assert_int_equal(page("POST", path, NULL, "amount_captured=99999", &pg),
+                     PAYD_OK);
+    assert_int_equal(pg.status, 400);
+    assert_int_equal(page("POST", path, NULL, "status=exploded", &pg), PAYD_OK);
+    assert_int_equal(pg.status, 400);
+    assert_int_equal(page("POST", path, NULL, "amount_captured=-1", &pg),
+                     PAYD_OK);
+    assert_int_equal(pg.status, 400);
+    assert_int_equal(page("POST", path, NULL, NULL, &pg), PAYD_OK);
+    assert_int_equal(pg.status, 400);
+    assert_int_equal(page("GET", path, NULL, NULL, &pg), PAYD_OK);
+    assert_int_equal(pg.status, 405);
+    assert_int_equal(page("POST", "test/intents/mock_pi_000000000000000000000000",
+                          NULL, "status=failed", &pg),
+                     PAYD_OK);
+    assert_int_equal(pg.status, 404);
+    assert_int_equal(retrieve(rs.provider_ref, &rs, &e), PAYD_OK);
+    assert_int_equal(rs.status, PAYD_PS_SUCCEEDED);
+    assert_int_equal(rs.amount_captured, 1000);
+}
+
 static void test_stats_page_escapes_payment_id_and_requires_it(void **state)
 {
     payd_page_res pg;
@@ -1625,6 +1698,7 @@ int main(void)
         T(test_threeds_page_fail_marks_failed_with_authentication_required),
         T(test_threeds_manual_capture_approve_becomes_capturable),
         T(test_pages_unknown_or_malformed_answer_404_400_405),
+        T(test_test_controls_are_404_unless_on_then_change_what_retrieve_says),
         T(test_stats_page_escapes_payment_id_and_requires_it),
         T(test_processing_settles_and_posts_signed_webhook),
         T(test_processing_manual_settles_to_capturable),

@@ -1,0 +1,489 @@
+/*
+ * modules/manual/manual.c - the manual gateway: descriptor, configuration,
+ * init/fini and the gateway operations.
+ *
+ * Config keys of a [gateway.<name>] section with module = manual:
+ *
+ *   methods                   required: the enabled methods, comma
+ *                             separated, of bank_transfer,
+ *                             cash_on_delivery, cheque
+ *   bank_account_name         required with bank_transfer: the payee
+ *   bank_iban                 required with bank_transfer (checked: mod 97)
+ *   bank_bic, bank_name       optional, shown with bank_transfer
+ *   instructions.bank_transfer     optional extra text (up to 1000 bytes)
+ *   instructions.cash_on_delivery  optional extra text
+ *   instructions.cheque       required with cheque: the payee and where to
+ *                             send it
+ *   reference_prefix          1..8 of A-Z and 0-9 (default PAYD)
+ *   auto_expire_days          0..365 (default 0 = never): payd's janitor
+ *                             cancels a payment still awaiting funds after
+ *                             this many days; the instructions name the date
+ *
+ * The operations, as payd drives them (docs/decisions.md, "Manual
+ * payments"):
+ *
+ *   create    payment_method is the method name. Answers requires_action
+ *             with next_action display_instructions and a fresh reference
+ *             code as provider_ref (the buyer must now pay); with confirm
+ *             set, processing with the same (create and confirm in one).
+ *   confirm   the buyer says the money is on its way: processing, with the
+ *             same instructions.
+ *   retrieve  the module cannot know whether money arrived (only an admin
+ *             can): it reports processing, awaiting funds.
+ *   cancel    canceled; nothing to undo anywhere.
+ *   refund    pending, with a reference for the outgoing transfer: an
+ *             admin confirms the refund once the money went back.
+ *
+ * Nothing here touches the network or keeps state between calls, so every
+ * operation is safe on many threads at once.
+ */
+#include "manual.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MANUAL_TEXT_MAX 1000
+
+/* Strict decimal integer in [min, max], default def when absent. */
+static int manual_conf_int(const manual_instance *inst, const payd_config *cfg,
+                           const char *key, int64_t def, int64_t min,
+                           int64_t max, int64_t *out, payd_error *e)
+{
+    const char *v = inst->h->config_get(cfg, key);
+    int64_t n = 0;
+    size_t i, len;
+
+    *out = def;
+    if (v == NULL)
+        return PAYD_OK;
+    len = strlen(v);
+    if (len == 0 || len > 9)
+        goto bad;
+    for (i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            goto bad;
+        n = n * 10 + (v[i] - '0');
+    }
+    if (n < min || n > max)
+        goto bad;
+    *out = n;
+    return PAYD_OK;
+bad:
+    return manual_error(e, PAYD_E_INVALID,
+                        "manual: invalid value for %s: expected an integer "
+                        "from %lld to %lld",
+                        key, (long long)min, (long long)max);
+}
+
+/* An optional free-text key: 1..MANUAL_TEXT_MAX bytes, no control bytes
+ * but newlines. */
+static int manual_conf_text(const manual_instance *inst, const payd_config *cfg,
+                            const char *key, const char **out, payd_error *e)
+{
+    const char *v = inst->h->config_get(cfg, key);
+    size_t i, len;
+
+    *out = NULL;
+    if (v == NULL)
+        return PAYD_OK;
+    len = strlen(v);
+    if (len == 0 || len > MANUAL_TEXT_MAX)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: %s must be 1 to %d bytes", key,
+                            MANUAL_TEXT_MAX);
+    for (i = 0; i < len; i++)
+        if ((unsigned char)v[i] < 0x20 && v[i] != '\n')
+            return manual_error(e, PAYD_E_INVALID,
+                                "manual: %s holds a control character", key);
+    *out = v;
+    return PAYD_OK;
+}
+
+/* `methods`: a comma separated list of known names, at least one. */
+static int manual_conf_methods(manual_instance *inst, const payd_config *cfg,
+                               payd_error *e)
+{
+    const char *v = inst->h->config_get(cfg, "methods");
+    char name[32];
+    int any = 0, m;
+
+    if (v == NULL)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: methods is required (any of "
+                            "bank_transfer, cash_on_delivery, cheque)");
+    while (*v) {
+        size_t n;
+        while (*v == ' ' || *v == ',')
+            v++;
+        n = strcspn(v, ", ");
+        if (n == 0)
+            break;
+        if (n >= sizeof name)
+            n = sizeof name - 1;
+        memcpy(name, v, n);
+        name[n] = '\0';
+        v += strcspn(v, ", ");
+        m = manual_method_parse(name);
+        if (m < 0)
+            return manual_error(e, PAYD_E_INVALID,
+                                "manual: unknown method '%s' in methods "
+                                "(known: bank_transfer, cash_on_delivery, "
+                                "cheque)",
+                                name);
+        inst->enabled[m] = 1;
+        any = 1;
+    }
+    if (!any)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: methods names no method");
+    return PAYD_OK;
+}
+
+/* Read and check every key into `inst` (keys not read would be reported
+ * as unknown by the host). PAYD_OK or PAYD_E_INVALID naming the key. */
+static int manual_configure(manual_instance *inst, const payd_config *cfg,
+                            payd_error *e)
+{
+    static const char *const text_keys[MANUAL_METHOD_COUNT] = {
+        "instructions.bank_transfer", "instructions.cash_on_delivery",
+        "instructions.cheque"};
+    const payd_host *h = inst->h;
+    const char *prefix = h->config_get(cfg, "reference_prefix");
+    const char *iban;
+    size_t i, n, k;
+    int rc, m;
+
+    if ((rc = manual_conf_methods(inst, cfg, e)) != PAYD_OK ||
+        (rc = manual_conf_int(inst, cfg, "auto_expire_days", 0, 0, 365,
+                              &inst->auto_expire_days, e)) != PAYD_OK ||
+        (rc = manual_conf_text(inst, cfg, "bank_account_name",
+                               &inst->bank_account_name, e)) != PAYD_OK ||
+        (rc = manual_conf_text(inst, cfg, "bank_bic", &inst->bank_bic, e)) !=
+            PAYD_OK ||
+        (rc = manual_conf_text(inst, cfg, "bank_name", &inst->bank_name, e)) !=
+            PAYD_OK ||
+        (rc = manual_conf_text(inst, cfg, "bank_iban", &iban, e)) != PAYD_OK)
+        return rc;
+    for (m = 0; m < MANUAL_METHOD_COUNT; m++)
+        if ((rc = manual_conf_text(inst, cfg, text_keys[m], &inst->text[m],
+                                   e)) != PAYD_OK)
+            return rc;
+
+    if (prefix == NULL)
+        prefix = "PAYD";
+    n = strlen(prefix);
+    if (n == 0 || n > MANUAL_PREFIX_MAX)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: reference_prefix must be 1 to %d of "
+                            "A-Z and 0-9",
+                            MANUAL_PREFIX_MAX);
+    for (i = 0; i < n; i++)
+        if (!((prefix[i] >= 'A' && prefix[i] <= 'Z') ||
+              (prefix[i] >= '0' && prefix[i] <= '9')))
+            return manual_error(e, PAYD_E_INVALID,
+                                "manual: reference_prefix must be 1 to %d of "
+                                "A-Z and 0-9",
+                                MANUAL_PREFIX_MAX);
+    memcpy(inst->prefix, prefix, n + 1);
+
+    if (iban != NULL) {
+        if (!manual_iban_valid(iban))
+            return manual_error(e, PAYD_E_INVALID,
+                                "manual: bank_iban is not a valid IBAN "
+                                "(format or check digits)");
+        /* Shown grouped by four, the way banks print it. */
+        for (k = 0, n = 0; iban[k] != '\0'; k++) {
+            if (iban[k] == ' ')
+                continue;
+            if (n > 0 && n % 5 == 4)
+                inst->bank_iban[n++] = ' ';
+            inst->bank_iban[n++] = (char)(iban[k] >= 'a' && iban[k] <= 'z'
+                                              ? iban[k] - 'a' + 'A'
+                                              : iban[k]);
+        }
+        inst->bank_iban[n] = '\0';
+    }
+    if (inst->enabled[MANUAL_BANK_TRANSFER] &&
+        (inst->bank_account_name == NULL || iban == NULL))
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: bank_transfer needs bank_account_name "
+                            "and bank_iban");
+    if (inst->enabled[MANUAL_CHEQUE] && inst->text[MANUAL_CHEQUE] == NULL)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: cheque needs instructions.cheque (the "
+                            "payee and where to send it)");
+    return PAYD_OK;
+}
+
+/* "bank_transfer, cheque": the enabled methods, for messages. */
+static void manual_enabled_list(const manual_instance *inst, char *out,
+                                size_t len)
+{
+    size_t n = 0;
+    int i;
+
+    out[0] = '\0';
+    for (i = 0; i < MANUAL_METHOD_COUNT; i++)
+        if (inst->enabled[i] && n < len)
+            n += (size_t)snprintf(out + n, len - n, "%s%s", n ? ", " : "",
+                                  manual_method_name(i));
+}
+
+/* init: read the config into a new instance. PAYD_OK, PAYD_E_INVALID (the
+ * key is named in e->message) or PAYD_E_NOMEM. Called alone. */
+static int manual_init(const payd_host *h, const payd_config *cfg,
+                       void **state, payd_error *e)
+{
+    manual_instance *inst;
+    char list[96];
+    int rc;
+
+    if (h == NULL || h->abi_major != PAYD_ABI_MAJOR ||
+        h->struct_size < offsetof(payd_host, cleanse) + sizeof h->cleanse)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: host does not provide the ABI 1.0 "
+                            "services");
+    inst = calloc(1, sizeof *inst);
+    if (inst == NULL)
+        return manual_error(e, PAYD_E_NOMEM, "manual: out of memory");
+    inst->h = h;
+    rc = manual_configure(inst, cfg, e);
+    if (rc != PAYD_OK) {
+        free(inst);
+        return rc;
+    }
+    manual_enabled_list(inst, list, sizeof list);
+    h->log(h, PAYD_LOG_INFO,
+           "manual gateway ready (%s; references %s-...; expiry %lld days)",
+           list, inst->prefix, (long long)inst->auto_expire_days);
+    *state = inst;
+    return PAYD_OK;
+}
+
+static void manual_fini(void *state)
+{
+    free(state);
+}
+
+/* 1 for 1..32 of a-z and '_': a name safe to repeat in an error. */
+static int manual_name_like(const char *s)
+{
+    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz_");
+
+    return n > 0 && n <= 32 && s[n] == '\0';
+}
+
+/* The enabled method named by req->payment_method, or PAYD_E_INVALID
+ * naming what was asked and what is enabled. */
+static int manual_pick_method(const manual_instance *inst,
+                              const payd_payment_req *req, int *method,
+                              payd_error *e)
+{
+    char list[96];
+    int m = manual_method_parse(req->payment_method);
+
+    if (m >= 0 && inst->enabled[m]) {
+        *method = m;
+        return PAYD_OK;
+    }
+    manual_enabled_list(inst, list, sizeof list);
+    if (req->payment_method == NULL)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: payment_method is required: one of %s",
+                            list);
+    /* Echo only what looks like a method name: never a card number or a
+     * token someone pasted here by mistake. */
+    if (!manual_name_like(req->payment_method))
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: unknown payment method (enabled: %s)",
+                            list);
+    return manual_error(e, PAYD_E_INVALID,
+                        "manual: payment method '%s' is %s here (enabled: %s)",
+                        req->payment_method, m >= 0 ? "not enabled" : "unknown",
+                        list);
+}
+
+/* Fills a result for `ref`: status plus the instructions. */
+static int manual_answer(const manual_instance *inst,
+                         const payd_payment_req *req, int method,
+                         const char *ref, int status, payd_payment_res *res,
+                         payd_arena *a, payd_error *e)
+{
+    const payd_host *h = inst->h;
+    char *text;
+
+    text = manual_instructions(inst, method, ref, req->amount, req->currency,
+                               req->currency_exponent, h->now(h), a);
+    if (text == NULL)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: cannot state %lld in %.3s (exponent %d)",
+                            (long long)req->amount,
+                            req->currency ? req->currency : "?",
+                            req->currency_exponent);
+    res->status = status;
+    res->provider_ref = h->strdup(a, ref);
+    res->next_action = PAYD_NA_DISPLAY_INSTRUCTIONS;
+    res->next_action_text = text;
+    res->amount = req->amount;
+    res->raw = h->sprintf(a, "{\"method\":\"%s\",\"reference\":\"%s\"}",
+                          manual_method_name(method), ref);
+    if (res->provider_ref == NULL || res->raw == NULL)
+        return manual_error(e, PAYD_E_NOMEM, "manual: out of memory");
+    return PAYD_OK;
+}
+
+static int manual_check_amount(const payd_payment_req *req, payd_error *e)
+{
+    if (req->amount <= 0 || req->currency == NULL)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: a positive amount and a currency are "
+                            "required");
+    return PAYD_OK;
+}
+
+/* create: PAYD_OK (requires_action with instructions; processing when
+ * req->confirm asks to confirm at once), PAYD_E_INVALID (method unknown or
+ * disabled, bad amount) or PAYD_E_INTERNAL (no randomness). */
+static int manual_create(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+{
+    const manual_instance *inst = state;
+    char ref[MANUAL_REF_MAX];
+    int method, rc;
+
+    if ((rc = manual_check_amount(req, e)) != PAYD_OK ||
+        (rc = manual_pick_method(inst, req, &method, e)) != PAYD_OK)
+        return rc;
+    if (manual_reference_new(inst, ref) != PAYD_OK)
+        return manual_error(e, PAYD_E_INTERNAL, "manual: no random bytes");
+    return manual_answer(inst, req, method, ref,
+                         req->confirm ? PAYD_PS_PROCESSING
+                                      : PAYD_PS_REQUIRES_ACTION,
+                         res, a, e);
+}
+
+/* The reference of an existing payment, checked; PAYD_E_INVALID when it
+ * is not one of ours. */
+static int manual_known_ref(const manual_instance *inst,
+                            const payd_payment_req *req, payd_error *e)
+{
+    if (!manual_reference_valid(inst, req->provider_ref))
+        return manual_error(e, PAYD_E_NOTFOUND,
+                            "manual: '%.40s' is not a reference of this "
+                            "gateway",
+                            req->provider_ref ? req->provider_ref : "");
+    return PAYD_OK;
+}
+
+/* confirm: the buyer has the instructions and says the money is on its
+ * way (or, for cash on delivery, the order is placed): processing. */
+static int manual_confirm(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+{
+    const manual_instance *inst = state;
+    int method, rc;
+
+    if ((rc = manual_check_amount(req, e)) != PAYD_OK ||
+        (rc = manual_known_ref(inst, req, e)) != PAYD_OK ||
+        (rc = manual_pick_method(inst, req, &method, e)) != PAYD_OK)
+        return rc;
+    return manual_answer(inst, req, method, req->provider_ref,
+                         PAYD_PS_PROCESSING, res, a, e);
+}
+
+/* retrieve: there is no provider to ask; as far as the module can tell,
+ * the funds are awaited. Only an admin's approval settles a payment. */
+static int manual_retrieve(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+{
+    const manual_instance *inst = state;
+    int method, rc;
+
+    if ((rc = manual_known_ref(inst, req, e)) != PAYD_OK)
+        return rc;
+    if (manual_pick_method(inst, req, &method, e) != PAYD_OK) {
+        /* The method was disabled since: still report, without text. */
+        memset(e, 0, sizeof *e);
+        res->status = PAYD_PS_PROCESSING;
+        res->provider_ref = inst->h->strdup(a, req->provider_ref);
+        res->amount = req->amount;
+        return PAYD_OK;
+    }
+    return manual_answer(inst, req, method, req->provider_ref,
+                         PAYD_PS_PROCESSING, res, a, e);
+}
+
+static int manual_cancel(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+{
+    const manual_instance *inst = state;
+    int rc;
+
+    if ((rc = manual_known_ref(inst, req, e)) != PAYD_OK)
+        return rc;
+    res->status = PAYD_PS_CANCELED;
+    res->provider_ref = inst->h->strdup(a, req->provider_ref);
+    res->amount = req->amount;
+    return PAYD_OK;
+}
+
+/* refund: recorded as pending with a reference for the transfer back;
+ * an admin confirms it (POST /v1/admin/refunds/{id}/confirm). */
+static int manual_refund(PAYD_OP_ARGS(payd_refund_req, payd_refund_res))
+{
+    const manual_instance *inst = state;
+    char ref[MANUAL_REF_MAX];
+
+    if (req->amount <= 0)
+        return manual_error(e, PAYD_E_INVALID,
+                            "manual: a refund needs a positive amount");
+    if (manual_reference_new(inst, ref) != PAYD_OK)
+        return manual_error(e, PAYD_E_INTERNAL, "manual: no random bytes");
+    res->status = PAYD_RS_PENDING;
+    res->refund_ref = inst->h->strdup(a, ref);
+    res->raw = inst->h->sprintf(a, "{\"reference\":\"%s\"}", ref);
+    if (res->refund_ref == NULL)
+        return manual_error(e, PAYD_E_NOMEM, "manual: out of memory");
+    return PAYD_OK;
+}
+
+/* The enabled methods, so a checkout page can offer them. */
+static const char *manual_public_info(void *state)
+{
+    static const char *const json[8] = {
+        "{\"methods\":[]}",
+        "{\"methods\":[\"bank_transfer\"]}",
+        "{\"methods\":[\"cash_on_delivery\"]}",
+        "{\"methods\":[\"bank_transfer\",\"cash_on_delivery\"]}",
+        "{\"methods\":[\"cheque\"]}",
+        "{\"methods\":[\"bank_transfer\",\"cheque\"]}",
+        "{\"methods\":[\"cash_on_delivery\",\"cheque\"]}",
+        "{\"methods\":[\"bank_transfer\",\"cash_on_delivery\",\"cheque\"]}"};
+    const manual_instance *inst = state;
+
+    return json[inst->enabled[0] | inst->enabled[1] << 1 |
+                inst->enabled[2] << 2];
+}
+
+static const payd_gateway_ops manual_gateway_ops = {
+    .struct_size = sizeof(payd_gateway_ops),
+    .create = manual_create,
+    .retrieve = manual_retrieve,
+    .confirm = manual_confirm,
+    .cancel = manual_cancel,
+    .refund = manual_refund,
+    .public_info = manual_public_info,
+};
+
+static const payd_module manual_module = {
+    PAYD_MODULE_V1,
+    .name = "manual",
+    .version = "1.0.0",
+    .description = "Bank transfer, cash on delivery and cheque, approved by "
+                   "an admin",
+    .kind = PAYD_KIND_GATEWAY,
+    .caps = PAYD_CAP_REFUND | PAYD_CAP_PARTIAL_REFUND | PAYD_CAP_CANCEL |
+            PAYD_CAP_CONFIRM,
+    .init = manual_init,
+    .fini = manual_fini,
+    .gateway = &manual_gateway_ops,
+};
+
+PAYD_DECLARE_MODULE(manual_module)

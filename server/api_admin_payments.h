@@ -1,0 +1,12 @@
+/* api_admin_payments.h - /v1/admin decisions on manual payments and refunds. */
+#ifndef PAYD_API_ADMIN_PAYMENTS_H
+#define PAYD_API_ADMIN_PAYMENTS_H
+
+#include "http.h"
+
+void api_admin_payments_approve(app *a, http_req *r);
+void api_admin_payments_reject(app *a, http_req *r);
+void api_admin_refunds_confirm(app *a, http_req *r);
+void api_admin_refunds_reject(app *a, http_req *r);
+
+#endif

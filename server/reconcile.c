@@ -1,0 +1,265 @@
+/*
+ * reconcile.c - does the provider agree with payd's books?
+ *
+ * For each payment of one gateway instance created in a range, payd asks
+ * the module's `retrieve` what the provider holds and compares it with its
+ * own state: the status, the captured amount against the ledger's charge
+ * and capture rows, and (through `refund_retrieve`, when the module has it)
+ * each refund's status and the refunded total against the ledger's refund
+ * rows. It also checks that each payment row agrees with its own ledger
+ * rows. Nothing is changed: differences are reported for a human (or the
+ * janitor, for an outcome payd is still waiting on) to act on.
+ *
+ * The payments and their ledger sums are read in one query and the
+ * connection is released before the first provider call, so no transaction
+ * or row lock is held while the provider answers. Each provider call gets
+ * its own arena. The ABI's retrieve reports no refunded total, so a refund
+ * made at the provider that payd never heard of is not visible here (see
+ * docs/decisions.md).
+ *
+ * Thread-safe: runs on a request thread (GET /v1/admin/reconcile) or in
+ * `payd reconcile`.
+ */
+#include "reconcile.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "arena.h"
+#include "log.h"
+#include "money.h"
+
+STORE_STMT(stmt_payments,
+           "SELECT p.id, p.order_id, p.provider_ref, p.status, p.currency, p.amount, p.capture_method,"
+           " p.amount_captured, p.amount_refunded,"
+           " (SELECT coalesce(sum(l.amount), 0) FROM ledger l WHERE l.payment_id = p.id"
+           "   AND l.entry_type IN ('charge', 'capture'))::bigint AS ledger_captured,"
+           " (SELECT coalesce(sum(l.amount), 0) FROM ledger l WHERE l.payment_id = p.id"
+           "   AND l.entry_type = 'refund')::bigint AS ledger_refunded,"
+           " (SELECT json_agg(json_build_object('id', r.id, 'ref', r.provider_ref, 'status', r.status,"
+           "   'amount', r.amount) ORDER BY r.created_at, r.id) FROM refunds r WHERE r.payment_id = p.id)::text"
+           "   AS refunds"
+           " FROM payments p WHERE p.gateway = $1"
+           " AND p.created_at >= 'epoch'::timestamptz + $2::bigint * interval '1 microsecond'"
+           " AND p.created_at < 'epoch'::timestamptz + $3::bigint * interval '1 microsecond'"
+           " ORDER BY p.created_at, p.id LIMIT $4::int");
+
+/* What one run found, as it goes. */
+typedef struct recon {
+    json_t *mismatches;
+    int refunds_checked;
+} recon;
+
+/* Adds a mismatch; `payd_v` and `provider_v` are stolen (may be NULL). */
+static void mismatch(recon *rc, const char *payment_id, const char *refund_id, const char *kind,
+                     json_t *payd_v, json_t *provider_v, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static void mismatch(recon *rc, const char *payment_id, const char *refund_id, const char *kind,
+                     json_t *payd_v, json_t *provider_v, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *m = json_pack("{s:s, s:s}", "payment_id", payment_id, "kind", kind);
+    if (refund_id) json_object_set_new(m, "refund_id", json_string(refund_id));
+    json_object_set_new(m, "payd", payd_v ? payd_v : json_null());
+    json_object_set_new(m, "provider", provider_v ? provider_v : json_null());
+    json_object_set_new(m, "message", json_string(msg));
+    json_array_append_new(rc->mismatches, m);
+}
+
+/* payd's status as a provider would state it: after success a provider
+ * keeps the payment succeeded and tracks refunds and disputes apart. */
+static const char *provider_view_of(const char *payd_status)
+{
+    if (!strcmp(payd_status, "partially_refunded") || !strcmp(payd_status, "refunded") ||
+        !strcmp(payd_status, "disputed"))
+        return "succeeded";
+    return payd_status;
+}
+
+static const char *refund_status_name(int s)
+{
+    switch (s) {
+    case PAYD_RS_PENDING: return "pending";
+    case PAYD_RS_SUCCEEDED: return "succeeded";
+    case PAYD_RS_FAILED: return "failed";
+    case PAYD_RS_CANCELED: return "canceled";
+    default: return "unknown";
+    }
+}
+
+/* A module's error message, made safe to print whole. */
+static const char *error_text(payd_error *e, int code)
+{
+    e->message[sizeof e->message - 1] = '\0';
+    if (e->message[0]) return e->message;
+    return code == PAYD_E_TRANSIENT ? "the provider did not answer in time" : "the provider call failed";
+}
+
+/* Checks the refunds payd knows of for one payment; `refunds` is the JSON
+ * list from stmt_payments. */
+static void check_refunds(recon *rc, instance *gw, const PGresult *r, int i, json_t *refunds)
+{
+    const char *pay_id = store_val(r, i, "id");
+    const char *currency = store_val(r, i, "currency");
+    int64_t ledger_refunded = store_i64(r, i, "ledger_refunded");
+    int64_t provider_refunded = 0;
+    int complete = 1;
+    size_t k;
+    json_t *rf;
+    json_array_foreach(refunds, k, rf) {
+        const char *id = json_string_value(json_object_get(rf, "id"));
+        const char *ref = json_string_value(json_object_get(rf, "ref"));
+        const char *status = json_string_value(json_object_get(rf, "status"));
+        int64_t amount = json_integer_value(json_object_get(rf, "amount"));
+        if (!ref) {
+            /* Never accepted by the provider: nothing there to compare. */
+            if (!strcmp(status, "succeeded"))
+                mismatch(rc, pay_id, id, "refund_missing_at_provider", json_string(status), NULL,
+                         "refund %s succeeded in payd but has no provider reference", id);
+            continue;
+        }
+        payd_refund_req req = {.struct_size = sizeof req, .refund_id = id, .payment_id = pay_id,
+                               .provider_ref = store_val(r, i, "provider_ref"), .refund_ref = ref,
+                               .amount = amount, .currency = currency,
+                               .currency_exponent = money_exponent(currency)};
+        payd_refund_res res = {.struct_size = sizeof res};
+        payd_error e = {0};
+        arena *ar = arena_new();
+        if (!ar) {
+            complete = 0;
+            mismatch(rc, pay_id, id, "retrieve_failed", NULL, NULL, "out of memory");
+            continue;
+        }
+        int mrc = gw->gw.refund_retrieve(gw->state, &req, &res, ar, &e);
+        if (mrc > 0) mrc = PAYD_E_INTERNAL;
+        rc->refunds_checked++;
+        if (mrc == PAYD_E_NOTFOUND) {
+            complete = 0;
+            mismatch(rc, pay_id, id, "refund_missing_at_provider", json_string(status), NULL,
+                     "the provider does not know refund %s (%s)", id, ref);
+        } else if (mrc != 0) {
+            complete = 0;
+            mismatch(rc, pay_id, id, "retrieve_failed", NULL, NULL, "refund %s: %s", id, error_text(&e, mrc));
+        } else {
+            const char *theirs = refund_status_name(res.status);
+            if (strcmp(theirs, status) != 0)
+                mismatch(rc, pay_id, id, "refund_status", json_string(status), json_string(theirs),
+                         "refund %s is %s in payd but %s at the provider", id, status, theirs);
+            if (res.status == PAYD_RS_SUCCEEDED) provider_refunded += amount;
+        }
+        arena_free(ar);
+    }
+    if (complete && provider_refunded != ledger_refunded)
+        mismatch(rc, pay_id, NULL, "refunded_amount", json_integer(ledger_refunded), json_integer(provider_refunded),
+                 "payd's ledger refunded %lld %s, the provider's succeeded refunds add up to %lld",
+                 (long long)ledger_refunded, currency, (long long)provider_refunded);
+}
+
+/* Compares one payment row (row i of stmt_payments) with the provider. */
+static void check_payment(recon *rc, instance *gw, const PGresult *r, int i)
+{
+    const char *pay_id = store_val(r, i, "id");
+    const char *currency = store_val(r, i, "currency");
+    const char *status = store_val(r, i, "status");
+    const char *ref = store_val(r, i, "provider_ref");
+    int64_t ledger_captured = store_i64(r, i, "ledger_captured");
+    int64_t ledger_refunded = store_i64(r, i, "ledger_refunded");
+
+    if (store_i64(r, i, "amount_captured") != ledger_captured)
+        mismatch(rc, pay_id, NULL, "ledger_captured", json_integer(store_i64(r, i, "amount_captured")),
+                 json_integer(ledger_captured), "the payment records %lld %s captured, its ledger rows %lld",
+                 (long long)store_i64(r, i, "amount_captured"), currency, (long long)ledger_captured);
+    if (store_i64(r, i, "amount_refunded") != ledger_refunded)
+        mismatch(rc, pay_id, NULL, "ledger_refunded", json_integer(store_i64(r, i, "amount_refunded")),
+                 json_integer(ledger_refunded), "the payment records %lld %s refunded, its ledger rows %lld",
+                 (long long)store_i64(r, i, "amount_refunded"), currency, (long long)ledger_refunded);
+    if (!ref) {
+        if (ledger_captured > 0)
+            mismatch(rc, pay_id, NULL, "missing_at_provider", json_integer(ledger_captured), NULL,
+                     "money is in the ledger but the payment has no provider reference");
+        return;
+    }
+
+    payd_payment_req req = {.struct_size = sizeof req, .payment_id = pay_id,
+                            .order_id = store_val(r, i, "order_id"), .amount = store_i64(r, i, "amount"),
+                            .currency = currency, .currency_exponent = money_exponent(currency),
+                            .provider_ref = ref,
+                            .capture_method = strcmp(store_val(r, i, "capture_method"), "manual") == 0
+                                                  ? PAYD_CAPTURE_MANUAL
+                                                  : PAYD_CAPTURE_AUTOMATIC};
+    payd_payment_res res = {.struct_size = sizeof res};
+    payd_error e = {0};
+    arena *ar = arena_new();
+    if (!ar) {
+        mismatch(rc, pay_id, NULL, "retrieve_failed", NULL, NULL, "out of memory");
+        return;
+    }
+    int mrc = gw->gw.retrieve(gw->state, &req, &res, ar, &e);
+    if (mrc > 0) mrc = PAYD_E_INTERNAL;
+    if (mrc == PAYD_E_NOTFOUND) {
+        mismatch(rc, pay_id, NULL, "missing_at_provider", json_string(status), NULL,
+                 "the provider does not know payment %s (%s)", pay_id, ref);
+    } else if (mrc != 0) {
+        mismatch(rc, pay_id, NULL, "retrieve_failed", NULL, NULL, "%s", error_text(&e, mrc));
+    } else {
+        const char *ours = provider_view_of(status);
+        const char *theirs = payd_payment_status_name(res.status);
+        if (strcmp(ours, theirs) != 0)
+            mismatch(rc, pay_id, NULL, "status", json_string(status), json_string(theirs),
+                     "payd has the payment %s, the provider %s", status, theirs);
+        if (res.amount_captured != ledger_captured)
+            mismatch(rc, pay_id, NULL, "amount_captured", json_integer(ledger_captured),
+                     json_integer(res.amount_captured), "payd's ledger captured %lld %s, the provider %lld",
+                     (long long)ledger_captured, currency, (long long)res.amount_captured);
+    }
+    arena_free(ar);
+    if (mrc != 0) return;
+
+    const char *text = store_val(r, i, "refunds");
+    json_t *refunds = text ? json_loads(text, 0, NULL) : NULL;
+    if (json_array_size(refunds) > 0 && gw->gw.refund_retrieve) check_refunds(rc, gw, r, i, refunds);
+    json_decref(refunds);
+}
+
+int reconcile_run(app *a, const char *gateway, const report_range *rg, json_t **out, fault *f)
+{
+    if (!gateway || !*gateway) return fault_invalid(f, "parameter_missing", "gateway", "gateway is required");
+    instance *gw = modules_gateway(a->mods, gateway);
+    if (!gw) return fault_invalid(f, "parameter_invalid", "gateway", "no gateway instance named '%.64s'", gateway);
+
+    store_conn *c = store_acquire(a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", RECONCILE_MAX_PAYMENTS + 1);
+    const char *params[] = {gateway, rg->from_param, rg->to_param, lim};
+    PGresult *r = NULL;
+    int src = store_query(c, &stmt_payments, 4, params, &r);
+    store_release(c);
+    if (src != STORE_OK) return fault_store(f, src);
+    int n = PQntuples(r);
+    if (n > RECONCILE_MAX_PAYMENTS) {
+        PQclear(r);
+        return fault_invalid(f, "range_too_large", "to",
+                             "more than %d payments in the range; reconcile a shorter one", RECONCILE_MAX_PAYMENTS);
+    }
+
+    recon rc = {.mismatches = json_array()};
+    int skipped = 0;
+    for (int i = 0; i < n && !atomic_load(&a->stopping); i++) {
+        if (!store_val(r, i, "provider_ref")) skipped++;
+        check_payment(&rc, gw, r, i);
+    }
+    PQclear(r);
+    size_t found = json_array_size(rc.mismatches);
+    if (found) log_warn("reconcile", "%s: %zu mismatches in %d payments", gateway, found, n);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o}", "object", "reconciliation", "gateway",
+                     gateway, "from", rg->from_text, "to", rg->to_text, "payments_checked", n,
+                     "payments_without_provider_ref", skipped, "refunds_checked", rc.refunds_checked,
+                     "mismatch_count", (int)found, "mismatches", rc.mismatches);
+    return 0;
+}
