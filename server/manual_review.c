@@ -37,7 +37,7 @@
 
 int manual_review_gateway(const instance *gw)
 {
-    return gw && gw->mod && strcmp(gw->mod->name, "manual") == 0;
+    return gw && gw->mod && (gw->mod->caps & PAYD_CAP_ADMIN_SETTLES);
 }
 
 static int awaiting_funds(const char *status)

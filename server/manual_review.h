@@ -7,8 +7,9 @@
 #include "context.h"
 #include "fault.h"
 
-/* 1 when `gw` (may be NULL) is an instance of the manual module: its
- * payments and refunds are settled by people, never by polling a provider. */
+/* 1 when `gw` (may be NULL) advertises PAYD_CAP_ADMIN_SETTLES (the manual
+ * module, or a third party's like it): its payments and refunds are settled
+ * by people, never by polling a provider. */
 int manual_review_gateway(const instance *gw);
 
 /*

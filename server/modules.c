@@ -54,7 +54,7 @@ static const struct {
     {PAYD_CAP_WEBHOOKS, "webhooks"},           {PAYD_CAP_SAVED_METHODS, "saved_methods"},
     {PAYD_CAP_3DS, "3ds"},                     {PAYD_CAP_REDIRECT, "redirect"},
     {PAYD_CAP_CANCEL, "cancel"},               {PAYD_CAP_PAGES, "pages"},
-    {PAYD_CAP_CONFIRM, "confirm"},
+    {PAYD_CAP_CONFIRM, "confirm"},             {PAYD_CAP_ADMIN_SETTLES, "admin_settles"},
 };
 
 void modules_caps_names(uint64_t caps, const char **names, size_t *count, size_t max)

@@ -480,7 +480,7 @@ static const payd_module manual_module = {
                    "an admin",
     .kind = PAYD_KIND_GATEWAY,
     .caps = PAYD_CAP_REFUND | PAYD_CAP_PARTIAL_REFUND | PAYD_CAP_CANCEL |
-            PAYD_CAP_CONFIRM,
+            PAYD_CAP_CONFIRM | PAYD_CAP_ADMIN_SETTLES,
     .init = manual_init,
     .fini = manual_fini,
     .gateway = &manual_gateway_ops,

@@ -520,6 +520,12 @@ enum payd_kind {
 #define PAYD_CAP_CANCEL          (1ull << 8)  /* needs cancel */
 #define PAYD_CAP_PAGES           (1ull << 9)  /* needs page */
 #define PAYD_CAP_CONFIRM         (1ull << 10) /* needs confirm */
+/* No provider settles this gateway's money: an admin approves or rejects
+ * each payment and confirms each refund through payd's admin API. The
+ * core never polls such a payment or pending refund, keeps a processing
+ * payment's display_instructions on show, and cancels payments unpaid
+ * after the instance key `auto_expire_days` (read by the core too). */
+#define PAYD_CAP_ADMIN_SETTLES   (1ull << 11)
 
 typedef struct payd_module {
     uint16_t abi_major;          /* PAYD_ABI_MAJOR the module was built with */
