@@ -57,13 +57,13 @@
 #define PAYPAL_RAW_MAX (64 * 1024)     /* larger raw objects are summarized */
 #define PAYPAL_MAX_CERT_HOSTS 16
 #define PAYPAL_CERT_CACHE_SLOTS 8
-#define PAYPAL_CERT_MAX (64 * 1024)    /* a PEM chain larger than this is refused */
+#define PAYPAL_CERT_MAX (64 * 1024)    /* larger PEM chains are refused */
 #define PAYPAL_TOKEN_MAX 4096
 
 /* How incoming webhooks are verified. */
 enum paypal_verify_mode {
     PAYPAL_VERIFY_OFFLINE = 0,  /* CRC-32 message + SHA256withRSA, here */
-    PAYPAL_VERIFY_API = 1       /* POST /v1/notifications/verify-webhook-signature */
+    PAYPAL_VERIFY_API = 1       /* PayPal's verify-webhook-signature call */
 };
 
 /* ------------------------------------------------------------------------ */

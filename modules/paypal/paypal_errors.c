@@ -124,7 +124,8 @@ int paypal_error_map(long status, json_t *body, payd_error *e)
     if (status >= 500)
         return paypal_fail(e, PAYD_E_TRANSIENT,
                            "paypal: provider error (HTTP %ld)", status);
-    for (i = 0; issue != NULL && i < sizeof paypal_declines / sizeof *paypal_declines;
+    for (i = 0; issue != NULL &&
+                i < sizeof paypal_declines / sizeof *paypal_declines;
          i++) {
         char safe[200];
 

@@ -425,7 +425,8 @@ int paypal_confirm(void *state, const payd_payment_req *req_in,
     issue = paypal_error_issue(ans.obj);
     link = paypal_link(paypal_jget(ans.obj, "links"), paypal_retry_rels);
     if ((rc == PAYD_E_INVALID || rc == PAYD_E_DECLINED) &&
-        (paypal_issue_in(issue, not_approved) || paypal_issue_in(issue, already))) {
+        (paypal_issue_in(issue, not_approved) ||
+         paypal_issue_in(issue, already))) {
         json_decref(ans.obj);
         return paypal_order_reread(inst, req.provider_ref, 1, res, a, e);
     }
@@ -457,7 +458,8 @@ int paypal_confirm(void *state, const payd_payment_req *req_in,
 /* The first authorization of an order: its id and amount. */
 static json_t *paypal_order_authorization(json_t *order)
 {
-    json_t *auth = paypal_jget(order, "purchase_units.0.payments.authorizations.0");
+    json_t *auth =
+        paypal_jget(order, "purchase_units.0.payments.authorizations.0");
 
     return json_is_object(auth) && paypal_ok_id(paypal_jstr(auth, "id"))
                ? auth
@@ -529,7 +531,8 @@ int paypal_capture(void *state, const payd_payment_req *req_in,
     if (rc != PAYD_OK)
         return rc;
     if (req.amount_to_capture < 0)
-        return paypal_fail(e, PAYD_E_INVALID, "paypal: invalid amount_to_capture");
+        return paypal_fail(e, PAYD_E_INVALID,
+                           "paypal: invalid amount_to_capture");
     rc = paypal_order_get(inst, req.provider_ref, a, &ans, e);
     if (rc != PAYD_OK) {
         json_decref(ans.obj);
@@ -577,7 +580,8 @@ int paypal_capture(void *state, const payd_payment_req *req_in,
     json_decref(body);
     if (rc == PAYD_OK)
         return paypal_capture_finish(inst, &req, &ans, authorized, res, a, e);
-    if (rc == PAYD_E_INVALID && paypal_issue_in(paypal_error_issue(ans.obj), already)) {
+    if (rc == PAYD_E_INVALID &&
+        paypal_issue_in(paypal_error_issue(ans.obj), already)) {
         json_decref(ans.obj);
         return paypal_order_reread(inst, req.provider_ref, 0, res, a, e);
     }

@@ -71,6 +71,8 @@
  *          decline          422 INSTRUMENT_DECLINED (capture/authorize)
  *          decline_retry    the same with a payer-action link; the order
  *                           needs the buyer again
+ *          payer_action_required  422 PAYER_ACTION_REQUIRED with a
+ *                           payer-action link; the order needs the buyer
  *          capture_declined a capture answered 201 with status DECLINED
  *          capture_pending  a capture answered 201 with status PENDING
  *          refund_pending   a refund answered 201 with status PENDING
@@ -292,6 +294,8 @@ static int fk_parse_value(const char *s, int exp, long long *minor)
         return -1;
     if ((int)flen > exp)
         return -2;
+    if (ilen > 12)
+        return -1; /* beyond any amount PayPal takes; keeps the sum in range */
     for (size_t i = 0; i < ilen; i++)
         v = v * 10 + (s[i] - '0');
     for (int i = 0; i < exp; i++)
@@ -332,8 +336,11 @@ static void fk_answer_set(fk_answer *a, int status, json_t *body)
     a->body = body;
 }
 
-/* PayPal's error body. `field` may be NULL; `extra_links` (owned, may be
- * NULL) are appended after the information link. */
+/* PayPal's error body. `issue` NULL: no details (5xx, 401); `field` may
+ * be NULL; `extra_links` (owned, may be NULL) are appended after the
+ * information link. Names, messages and issue descriptions are the ones
+ * PayPal's OpenAPI files document for the operation, word for word, so a
+ * client can be tested against what PayPal really sends. */
 static void fk_error(fk_answer *a, int status, const char *name, const char *issue,
                      const char *field, json_t *extra_links, const char *message,
                      const char *fmt, ...) __attribute__((format(printf, 8, 9)));
@@ -349,19 +356,23 @@ static void fk_error(fk_answer *a, int status, const char *name, const char *iss
     va_start(ap, fmt);
     vsnprintf(desc, sizeof desc, fmt, ap);
     va_end(ap);
-    detail = json_pack("{s:s, s:s}", "issue", issue, "description", desc);
-    if (field != NULL) {
-        json_object_set_new(detail, "field", json_string(field));
-        json_object_set_new(detail, "location", json_string("body"));
-    }
-    snprintf(href, sizeof href, "https://developer.paypal.com/docs/api/orders/v2/#error-%s", issue);
+    snprintf(href, sizeof href, "https://developer.paypal.com/docs/api/orders/v2/#error-%s",
+             issue ? issue : name);
     links = json_pack("[{s:s, s:s, s:s}]", "href", href, "rel", "information_link", "method", "GET");
     if (extra_links != NULL) {
         json_array_extend(links, extra_links);
         json_decref(extra_links);
     }
-    err = json_pack("{s:s, s:s, s:s, s:[o], s:o}", "name", name, "message", message,
-                    "debug_id", dbg, "details", detail, "links", links);
+    err = json_pack("{s:s, s:s, s:s}", "name", name, "message", message, "debug_id", dbg);
+    if (issue != NULL) {
+        detail = json_pack("{s:s, s:s}", "issue", issue, "description", desc);
+        if (field != NULL) {
+            json_object_set_new(detail, "field", json_string(field));
+            json_object_set_new(detail, "location", json_string("body"));
+        }
+        json_object_set_new(err, "details", json_pack("[o]", detail));
+    }
+    json_object_set_new(err, "links", links);
     free(dbg);
     fk_answer_set(a, status, err);
 }
@@ -383,8 +394,8 @@ static void fk_not_found(fk_answer *a, const char *what)
 {
     fk_error(a, 404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", NULL, NULL,
              "The specified resource does not exist.",
-             "Specified resource ID does not exist. Please check the resource ID and try again. (%s)",
-             what);
+             "%s", "Specified resource ID does not exist. Please check the resource ID and try again.");
+    (void)what;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -434,8 +445,12 @@ static long long fk_fk_int(json_t *o, const char *key)
  * current authorizations, captures and refunds. */
 static json_t *fk_order_view(json_t *order)
 {
+    /* experience_context is request-only: PayPal does not echo it. */
     json_t *view = fk_public(order), *pu = json_array_get(json_object_get(view, "purchase_units"), 0);
     json_t *fk = fk_fk(order), *payments = json_object(), *list, *v;
+
+    json_object_del(json_object_get(json_object_get(view, "payment_source"), "paypal"),
+                    "experience_context");
     size_t i;
     static const char *const kinds[] = {"authorizations", "captures", "refunds"};
 
@@ -463,8 +478,11 @@ static json_t *fk_order_minimal(json_t *order)
                              json_object_get(order, "status"), "links",
                              json_object_get(order, "links"));
 
-    if (json_object_get(order, "payment_source"))
-        json_object_set(view, "payment_source", json_object_get(order, "payment_source"));
+    if (json_object_get(order, "payment_source")) {
+        json_object_set_new(view, "payment_source", json_deep_copy(json_object_get(order, "payment_source")));
+        json_object_del(json_object_get(json_object_get(view, "payment_source"), "paypal"),
+                        "experience_context");
+    }
     return view;
 }
 
@@ -519,16 +537,18 @@ static int fk_amount_in(json_t *amount, const char *field, const char **cur, lon
     }
     if (!fk_currency_ok(c)) {
         snprintf(f, sizeof f, "%s/currency_code", field);
-        fk_error(a, 422, "UNPROCESSABLE_ENTITY", "CURRENCY_NOT_SUPPORTED", f, NULL, FK_MSG_422,
-                 "Currency code is not currently supported. (%s)", c);
+        fk_error(a, 422, "UNPROCESSABLE_ENTITY", "INVALID_CURRENCY_CODE", f, NULL, FK_MSG_422, "%s",
+                 "Currency code is invalid or is not currently supported. Please refer "
+                 "https://developer.paypal.com/api/rest/reference/currency-codes/ for list of "
+                 "supported currency codes.");
         return -1;
     }
     rc = fk_parse_value(v, fk_exponent(c), minor);
     snprintf(f, sizeof f, "%s/value", field);
     if (rc == -2) {
-        fk_error(a, 422, "UNPROCESSABLE_ENTITY", "DECIMAL_PRECISION", f, NULL, FK_MSG_422,
-                 "If the currency supports decimals, only %d decimal place precision is "
-                 "supported. (%s %s)", fk_exponent(c), v, c);
+        fk_error(a, 422, "UNPROCESSABLE_ENTITY", "DECIMAL_PRECISION", f, NULL, FK_MSG_422, "%s",
+                 "If the currency supports decimals, only two decimal place precision is "
+                 "supported.");
         return -1;
     }
     if (rc != 0) {
@@ -538,7 +558,8 @@ static int fk_amount_in(json_t *amount, const char *field, const char **cur, lon
     }
     if (*minor <= 0) {
         fk_error(a, 422, "UNPROCESSABLE_ENTITY", "CANNOT_BE_ZERO_OR_NEGATIVE", f, NULL,
-                 FK_MSG_422, "Must be greater than zero. (%s)", v);
+                 FK_MSG_422, "%s", "Must be greater than zero. If the currency supports decimals, "
+                                   "only two decimal place precision is supported.");
         return -1;
     }
     *cur = c;
@@ -581,8 +602,9 @@ static void fk_order_create_locked(json_t *in, int minimal, fk_answer *a)
         return;
     }
     if (json_array_size(units) > 1) {
-        fk_unprocessable(a, "MULTIPLE_PURCHASE_UNITS_NOT_SUPPORTED",
-                         "This fake takes one purchase unit per order.%s", NULL);
+        /* Enough for payd, which sends one. */
+        fk_invalid(a, "INVALID_ARRAY_MAX_ITEMS", "/purchase_units",
+                   "The number of items in an array parameter is too large.");
         return;
     }
     pu_in = json_array_get(units, 0);
@@ -590,6 +612,12 @@ static void fk_order_create_locked(json_t *in, int minimal, fk_answer *a)
                      &cur, &minor, a) != 0)
         return;
     src = json_object_get(in, "payment_source");
+    if ((src && !json_is_object(src)) ||
+        (json_object_get(src, "paypal") && !json_is_object(json_object_get(src, "paypal")))) {
+        fk_invalid(a, "INVALID_PARAMETER_SYNTAX", "/payment_source",
+                   "The value of a field does not conform to the expected format.");
+        return;
+    }
     ctx = json_object_get(json_object_get(src, "paypal"), "experience_context");
     if ((fk_str(ctx, "return_url") && !fk_is_url(fk_str(ctx, "return_url"))) ||
         (fk_str(ctx, "cancel_url") && !fk_is_url(fk_str(ctx, "cancel_url")))) {
@@ -599,7 +627,7 @@ static void fk_order_create_locked(json_t *in, int minimal, fk_answer *a)
     }
 
     id = fk_id();
-    mid = fk_id();
+    mid = fk_rand("", "23456789ABCDEFGHJKLMNPQRSTUVWXYZ", 13); /* PayPal's payer ids */
     pu = json_pack("{s:s, s:o, s:{s:s, s:s}}", "reference_id",
                    fk_str(pu_in, "reference_id") ? fk_str(pu_in, "reference_id") : "default",
                    "amount", json_deep_copy(json_object_get(pu_in, "amount")), "payee",
@@ -689,8 +717,6 @@ static json_t *fk_capture_new_locked(json_t *order, json_t *auth, const char *cu
 
     if (!strcmp(status, "PENDING"))
         json_object_set_new(c, "status_details", json_pack("{s:s}", "reason", "PENDING_REVIEW"));
-    else if (!strcmp(status, "DECLINED"))
-        json_object_set_new(c, "status_details", json_pack("{s:s}", "reason", "DECLINED_BY_RISK_FRAUD_FILTERS"));
     if (invoice_id || fk_str(pu, "invoice_id"))
         json_object_set_new(c, "invoice_id", json_string(invoice_id ? invoice_id : fk_str(pu, "invoice_id")));
     if (fk_str(pu, "custom_id"))
@@ -767,28 +793,36 @@ static void fk_order_settle_locked(json_t *o, const char *action, json_t *in, co
     }
     if (strcmp(intent, capture ? "CAPTURE" : "AUTHORIZE") != 0) {
         fk_unprocessable(a, "ACTION_DOES_NOT_MATCH_INTENT",
-                         "Order was created with an intent of '%s'. Please use the matching "
-                         "endpoint for this intent.", intent);
+                         "Order was created with an intent to '%s'. Please use "
+                         "v2/checkout/orders/order_id/capture to complete the transaction or "
+                         "alternately Create an order with an intent of 'AUTHORIZE'.", intent);
         return;
     }
     if (!strcmp(status, "COMPLETED")) {
-        fk_unprocessable(a, capture ? "ORDER_ALREADY_CAPTURED" : "ORDER_ALREADY_AUTHORIZED",
-                         "Order already %s. If 'intent=CAPTURE' only one capture per order is "
-                         "allowed.", capture ? "captured" : "authorized");
+        fk_unprocessable(a, capture ? "ORDER_ALREADY_CAPTURED" : "ORDER_ALREADY_AUTHORIZED", "%s",
+                         capture ? "Order already captured.If 'intent=CAPTURE' only one capture "
+                                   "per order is allowed."
+                                 : "Order already authorized.If 'intent=AUTHORIZE' only one "
+                                   "authorization per order is allowed.");
         return;
     }
     if (strcmp(status, "APPROVED") != 0) {
-        fk_unprocessable(a, "ORDER_NOT_APPROVED",
-                         "Payer has not yet approved the Order for payment. Please redirect the "
-                         "payer to the 'rel':'approve' url returned as part of the HATEOAS links "
-                         "within the Create Order call or provide a valid payment_source in the "
-                         "request.%s", NULL);
+        fk_unprocessable(a, "ORDER_NOT_APPROVED", "%s",
+                         capture ? "Payer has not yet approved the Order for payment. Please "
+                                   "redirect the payer to the 'rel':'approve' url returned as "
+                                   "part of the HATEOAS links within the Create Order call or "
+                                   "provide a valid `payment_source` in the request."
+                                 : "Payer has not yet approved the Order for payment. Please "
+                                   "redirect the payer to the 'rel':'approve' url returned as "
+                                   "part of the HATEOAS links within the Create Order call.");
         return;
     }
-    if (!strcmp(force, "decline") || !strcmp(force, "decline_retry")) {
+    if (!strcmp(force, "decline") || !strcmp(force, "decline_retry") ||
+        !strcmp(force, "payer_action_required")) {
+        int payer_action = !strcmp(force, "payer_action_required");
         json_t *extra = NULL;
 
-        if (!strcmp(force, "decline_retry")) {
+        if (strcmp(force, "decline") != 0) {
             char buyer[256];
 
             fk_buyer_url(fk_str(o, "id"), buyer, sizeof buyer);
@@ -797,9 +831,13 @@ static void fk_order_settle_locked(json_t *o, const char *action, json_t *in, co
             fk_touch(o);
             fk_order_links(o);
         }
-        fk_error(a, 422, "UNPROCESSABLE_ENTITY", "INSTRUMENT_DECLINED", NULL, extra, FK_MSG_422,
-                 "%s", "The instrument presented was either declined by the processor or bank, "
-                       "or it can't be used for this payment.");
+        fk_error(a, 422, "UNPROCESSABLE_ENTITY",
+                 payer_action ? "PAYER_ACTION_REQUIRED" : "INSTRUMENT_DECLINED", NULL, extra,
+                 FK_MSG_422, "%s",
+                 payer_action ? "Transaction cannot complete successfully, instruct the buyer to "
+                                "return to PayPal."
+                              : "The instrument presented  was either declined by the processor "
+                                "or bank, or it can't be used for this payment.");
         return;
     }
     if (capture)
@@ -834,7 +872,7 @@ static void fk_auth_capture_locked(json_t *au, json_t *in, int minimal, const ch
         return;
     }
     if (!strcmp(status, "VOIDED")) {
-        fk_unprocessable(a, "AUTHORIZATION_VOIDED", "A voided authorization cannot be captured or reauthorized.%s", NULL);
+        fk_unprocessable(a, "AUTHORIZATION_VOIDED", "A voided authorization cannot be captured or reauthorized. %s", NULL);
         return;
     }
     if (!strcmp(status, "CAPTURED")) {
@@ -847,13 +885,17 @@ static void fk_auth_capture_locked(json_t *au, json_t *in, int minimal, const ch
         if (fk_amount_in(json_object_get(in, "amount"), "/amount", &c_in, &minor, a) != 0)
             return;
         if (strcmp(c_in, cur) != 0) {
-            fk_unprocessable(a, "CURRENCY_MISMATCH", "Currency of capture must be the same as currency of authorization (%s).", cur);
+            fk_unprocessable(a, "AUTH_CAPTURE_CURRENCY_MISMATCH", "Currency of capture must be the same as currency of authorization (%s).", cur);
             return;
         }
         if (minor > left) {
             fk_unprocessable(a, "MAX_CAPTURE_AMOUNT_EXCEEDED",
                              "Capture amount exceeds allowable limit. Please contact customer "
-                             "service or your account manager to change the limit.%s", NULL);
+                             "service or your account manager to request the change to your "
+                             "overage limit. The default overage limit is 115%%, which allows the "
+                             "sum of all captures to be up to 115%% of the order amount. The "
+                             "ability to over capture is subjected to regulatory approvals.%s",
+                             NULL);
             return;
         }
     }
@@ -888,11 +930,11 @@ static void fk_auth_void_locked(json_t *au, int minimal, fk_answer *a)
     const char *status = fk_str(au, "status");
 
     if (!strcmp(status, "VOIDED")) {
-        fk_unprocessable(a, "AUTHORIZATION_VOIDED", "Authorization has previously been voided.%s", NULL);
+        fk_unprocessable(a, "PREVIOUSLY_VOIDED", "Authorization has been previously voided and hence cannot be voided again.%s", NULL);
         return;
     }
     if (!strcmp(status, "CAPTURED")) {
-        fk_unprocessable(a, "AUTHORIZATION_ALREADY_CAPTURED", "Authorization has been captured and cannot be voided.%s", NULL);
+        fk_unprocessable(a, "PREVIOUSLY_CAPTURED", "Authorization has been previously captured and hence cannot be voided.%s", NULL);
         return;
     }
     json_object_set_new(au, "status", json_string("VOIDED"));
@@ -926,11 +968,17 @@ static void fk_refund_create_locked(json_t *c, json_t *in, int minimal, const ch
         return;
     }
     if (!strcmp(status, "REFUNDED")) {
-        fk_unprocessable(a, "CAPTURE_FULLY_REFUNDED", "The capture has already been fully refunded.%s", NULL);
+        fk_unprocessable(a, "CAPTURE_FULLY_REFUNDED", "The capture has already been fully refunded%s", NULL);
         return;
     }
     if (strcmp(status, "COMPLETED") && strcmp(status, "PARTIALLY_REFUNDED")) {
-        fk_unprocessable(a, "CANNOT_PROCESS_REFUNDS", "Current status of the capture (%s) does not allow a refund.", status);
+        if (!strcmp(status, "PENDING"))
+            fk_unprocessable(a, "PENDING_CAPTURE",
+                             "Cannot initiate a refund as the capture is pending. Capture is "
+                             "typically pending when the payer has funded the transaction using "
+                             "e-check/bank funded.%s", NULL);
+        else
+            fk_unprocessable(a, "REFUND_NOT_ALLOWED", "Capture cannot be refunded.%s", NULL);
         return;
     }
     if (json_object_get(in, "amount") != NULL) {
@@ -939,7 +987,7 @@ static void fk_refund_create_locked(json_t *c, json_t *in, int minimal, const ch
         if (fk_amount_in(json_object_get(in, "amount"), "/amount", &c_in, &minor, a) != 0)
             return;
         if (strcmp(c_in, cur) != 0) {
-            fk_unprocessable(a, "REFUND_CURRENCY_MISMATCH", "Refund must be in the same currency as the capture (%s).", cur);
+            fk_unprocessable(a, "REFUND_CAPTURE_CURRENCY_MISMATCH", "Refund must be in the same currency as the capture (%s).", cur);
             return;
         }
         if (minor > left) {
@@ -1365,8 +1413,10 @@ static int fk_idem_check_locked(const char *key, const char *fp, json_t **stored
 
     if (entry != NULL && !json_is_true(json_object_get(entry, "done"))) {
         fk_error(a, 409, "RESOURCE_CONFLICT", "PREVIOUS_REQUEST_IN_PROGRESS", NULL, NULL,
-                 "The server has detected a conflict while processing this request.",
-                 "A previous request with PayPal-Request-Id %.108s is still in progress.", key);
+                 "The server has detected a conflict while processing this request.", "%s",
+                 "A previous request on this resource is currently in progress. Please wait for "
+                 "sometime and try again. It is best to space out the initial and the subsequent "
+                 "request(s) to avoid receiving this error.");
         return 1;
     }
     if (entry != NULL && strcmp(fk_str(entry, "fp"), fp) != 0) {
@@ -1477,15 +1527,13 @@ static void fk_token_locked(int auth_ok, const char *body, fk_answer *a)
 static int fk_fault_error(const char *action, fk_answer *a)
 {
     if (!strcmp(action, "status_429"))
-        fk_error(a, 429, "RATE_LIMIT_REACHED", "RATE_LIMIT_REACHED", NULL, NULL,
-                 "Too many requests. Blocked due to rate limiting.", "%s",
-                 "Rate Limit Reached.");
+        fk_error(a, 429, "RATE_LIMIT_REACHED", NULL, NULL, NULL,
+                 "Too many requests. Blocked due to rate limiting.", "%s", "");
     else if (!strcmp(action, "status_500"))
-        fk_error(a, 500, "INTERNAL_SERVER_ERROR", "INTERNAL_SERVICE_ERROR", NULL, NULL,
-                 "An internal server error has occurred.", "%s", "An internal service error has occurred.");
+        fk_error(a, 500, "INTERNAL_SERVER_ERROR", NULL, NULL, NULL,
+                 "An internal server error occurred.", "%s", "");
     else if (!strcmp(action, "status_503"))
-        fk_error(a, 503, "SERVICE_UNAVAILABLE", "SERVICE_UNAVAILABLE", NULL, NULL,
-                 "Service Unavailable.", "%s", "The service is temporarily unavailable.");
+        fk_error(a, 503, "SERVICE_UNAVAILABLE", NULL, NULL, NULL, "Service Unavailable.", "%s", "");
     else
         return 0;
     return 1;
@@ -1545,9 +1593,9 @@ static void fk_handle_api(struct mg_connection *c, const struct mg_request_info 
             fk_fault_unget_locked(&fault); /* for the call that gets through */
             json_object_del(rec, "fault");
         }
-        fk_answer_set(&a, 401, json_pack("{s:s, s:s}", "error", "invalid_token", "error_description",
-                                         auth == NULL ? "No permission for the requested operation"
-                                                      : "Access Token not found in cache"));
+        fk_error(&a, 401, "AUTHENTICATION_FAILURE", NULL, NULL, NULL,
+                 "Authentication failed due to missing authorization header, or invalid "
+                 "authentication credentials.", "%s", "");
     } else if (blen > 0 && in == NULL) {
         F.api_requests++;
         fk_invalid(&a, "MALFORMED_REQUEST_JSON", NULL, "The request JSON is not well formed.");
@@ -1637,7 +1685,7 @@ static void fk_handle_buyer(struct mg_connection *c, const struct mg_request_inf
 
 static void fk_control_next(struct mg_connection *c, json_t *in)
 {
-    static const char *const actions[] = {"decline", "decline_retry", "capture_declined",
+    static const char *const actions[] = {"decline", "decline_retry", "payer_action_required", "capture_declined",
                                           "capture_pending", "refund_pending", "token_expired",
                                           "status_429", "status_500", "status_503", "hang",
                                           NULL};
@@ -1783,9 +1831,6 @@ static void fk_control_later(struct mg_connection *c, const char *kind, const ch
             continue;
         json_object_set_new(o, "status", json_string(moves[i][3]));
         json_object_del(o, "status_details");
-        if (!strcmp(action, "deny"))
-            json_object_set_new(o, "status_details",
-                                json_pack("{s:s}", "reason", "DECLINED_BY_RISK_FRAUD_FILTERS"));
         fk_touch(o);
         out = fk_public(o);
         break;

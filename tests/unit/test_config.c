@@ -487,6 +487,32 @@ static void test_unreadable_file_secret_names_line_and_path(void **state)
     unload(&l);
 }
 
+static void test_http_ca_file_is_kept_when_readable_and_refused_otherwise(void **state)
+{
+    (void)state;
+    loaded l;
+    char ca[512], text[700];
+    scratch_path(ca, sizeof ca, ".pem");
+    int fd = mkstemps(ca, 4);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(text, sizeof text, DB "[server]\nhttp_ca_file = %s\n", ca);
+    load(&l, text);
+    unlink(ca);
+    assert_ok(&l);
+    assert_string_equal(l.cfg.http_ca_file, ca);
+    unload(&l);
+    load(&l, DB                                                 /* 1-2 */
+             "[server]\n"                                       /* 3 */
+             "http_ca_file = /nonexistent/payd/ca.pem\n");      /* 4 */
+    assert_int_equal(l.rc, -1);
+    assert_error(&l, "4: [server] http_ca_file is not a readable file");
+    unload(&l);
+    load(&l, DB);
+    assert_null(l.cfg.http_ca_file);
+    unload(&l);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Instances and routing.                                                   */
 /* ------------------------------------------------------------------------ */
@@ -622,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_unset_or_empty_env_secret_names_file_line_and_variable),
         cmocka_unit_test(test_file_secrets_are_resolved_without_trailing_newlines),
         cmocka_unit_test(test_unreadable_file_secret_names_line_and_path),
+        cmocka_unit_test(test_http_ca_file_is_kept_when_readable_and_refused_otherwise),
         cmocka_unit_test(test_instance_sections_keep_raw_entries_with_lines),
         cmocka_unit_test(test_routing_naming_a_missing_gateway_names_the_line),
         cmocka_unit_test(test_routing_to_a_notifier_is_not_a_gateway),
