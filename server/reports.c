@@ -93,8 +93,8 @@ static void format_time(int64_t us, char *out, size_t len)
     gmtime_r(&t, &tm);
     char base[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac) snprintf(out, len, "%s.%06lldZ", base, (long long)frac);
-    else snprintf(out, len, "%sZ", base);
+    if (frac) snprintf(out, len, "%.19s.%06dZ", base, (int)frac);
+    else snprintf(out, len, "%.19sZ", base);
 }
 
 int reports_range(const config *cfg, const char *from, const char *to, report_range *out, fault *f)
