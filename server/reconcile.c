@@ -231,6 +231,13 @@ int reconcile_run(app *a, const char *gateway, const report_range *rg, json_t **
     if (!gateway || !*gateway) return fault_invalid(f, "parameter_missing", "gateway", "gateway is required");
     instance *gw = modules_gateway(a->mods, gateway);
     if (!gw) return fault_invalid(f, "parameter_invalid", "gateway", "no gateway instance named '%.64s'", gateway);
+    /* No provider holds an admin-settled gateway's money: payd's own books
+     * are the only record, and comparing them with the module's "still
+     * awaiting" answer would flag every approved payment. */
+    if (gw->mod->caps & PAYD_CAP_ADMIN_SETTLES)
+        return fault_invalid(f, "not_reconcilable", "gateway",
+                             "gateway %s is settled by admins (module %s): there is no provider to reconcile with",
+                             gw->name, gw->mod->name);
 
     store_conn *c = store_acquire(a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
