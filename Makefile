@@ -85,7 +85,7 @@ MODULE_LIBS_stripe := -ljansson
 MODULE_LIBS_paypal := -ljansson -lcrypto -lz
 MODULE_LIBS_manual := -ljansson
 .SECONDEXPANSION:
-$(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) $$(wildcard modules/%/templates/*) sdk/include/payd/module.h
+$(BUILD)/modules/%.so: $$(wildcard modules/%/*.c) $$(wildcard modules/%/*.h) $$(wildcard modules/%/templates/*) $(wildcard sdk/include/payd/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden -Imodules/$* \
 	    $(filter %.c,$^) -o $@ $(LDFLAGS_SAN) -lpthread $(MODULE_LIBS_$*)
@@ -130,7 +130,7 @@ bench: all
 	scripts/bench.sh $(BUILD)
 
 # Installs under PREFIX (default /usr/local): the binaries, the modules in
-# lib/payd/modules (found there by default), the SDK header and guide, an
+# lib/payd/modules (found there by default), the SDK headers and guide, an
 # example config, and the invoice template in share/payd/templates (found
 # there by default). DESTDIR works for packaging.
 PREFIX ?= /usr/local
@@ -143,7 +143,7 @@ install: all
 	for d in modules/*/templates; do [ -d "$$d" ] || continue; n=$$(basename $$(dirname $$d)); \
 	    install -d $(DESTDIR)$(PREFIX)/lib/payd/modules/$$n/templates; \
 	    install -m 644 $$d/* $(DESTDIR)$(PREFIX)/lib/payd/modules/$$n/templates/; done
-	install -m 644 sdk/include/payd/module.h $(DESTDIR)$(PREFIX)/include/payd/module.h
+	install -m 644 sdk/include/payd/module.h sdk/include/payd/module_support.h $(DESTDIR)$(PREFIX)/include/payd/
 	install -m 644 sdk/README.md conf/payd.conf $(DESTDIR)$(PREFIX)/share/payd/
 	install -d $(DESTDIR)$(PREFIX)/share/payd/templates
 	install -m 644 templates/invoice.html $(DESTDIR)$(PREFIX)/share/payd/templates/
@@ -198,7 +198,7 @@ $(FUZZ_CORE): $(FUZZ_CORE_OBJ)
 	ar rcs $@ $^
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $$(call fuzz_inputs,$$*) $(wildcard modules/*/*.h) $(wildcard server/*.h) \
-                    tests/unit/fake_host.h sdk/include/payd/module.h
+                    tests/unit/fake_host.h $(wildcard sdk/include/payd/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer $(call fuzz_flags,$*) \
 	    $(filter %.c %.a,$^) -o $@ $(call fuzz_libs,$*)

@@ -45,37 +45,6 @@
 
 #define MANUAL_TEXT_MAX 1000
 
-/* Strict decimal integer in [min, max], default def when absent. */
-static int manual_conf_int(const manual_instance *inst, const payd_config *cfg,
-                           const char *key, int64_t def, int64_t min,
-                           int64_t max, int64_t *out, payd_error *e)
-{
-    const char *v = inst->h->config_get(cfg, key);
-    int64_t n = 0;
-    size_t i, len;
-
-    *out = def;
-    if (v == NULL)
-        return PAYD_OK;
-    len = strlen(v);
-    if (len == 0 || len > 9)
-        goto bad;
-    for (i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            goto bad;
-        n = n * 10 + (v[i] - '0');
-    }
-    if (n < min || n > max)
-        goto bad;
-    *out = n;
-    return PAYD_OK;
-bad:
-    return manual_error(e, PAYD_E_INVALID,
-                        "manual: invalid value for %s: expected an integer "
-                        "from %lld to %lld",
-                        key, (long long)min, (long long)max);
-}
-
 /* An optional free-text key: 1..MANUAL_TEXT_MAX bytes, no control bytes
  * but newlines. */
 static int manual_conf_text(const manual_instance *inst, const payd_config *cfg,
@@ -89,13 +58,13 @@ static int manual_conf_text(const manual_instance *inst, const payd_config *cfg,
         return PAYD_OK;
     len = strlen(v);
     if (len == 0 || len > MANUAL_TEXT_MAX)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: %s must be 1 to %d bytes", key,
-                            MANUAL_TEXT_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: %s must be 1 to %d bytes", key,
+                         MANUAL_TEXT_MAX);
     for (i = 0; i < len; i++)
         if ((unsigned char)v[i] < 0x20 && v[i] != '\n')
-            return manual_error(e, PAYD_E_INVALID,
-                                "manual: %s holds a control character", key);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "manual: %s holds a control character", key);
     *out = v;
     return PAYD_OK;
 }
@@ -109,9 +78,9 @@ static int manual_conf_methods(manual_instance *inst, const payd_config *cfg,
     int any = 0, m;
 
     if (v == NULL)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: methods is required (any of "
-                            "bank_transfer, cash_on_delivery, cheque)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: methods is required (any of "
+                         "bank_transfer, cash_on_delivery, cheque)");
     while (*v) {
         size_t n;
         while (*v == ' ' || *v == ',')
@@ -126,17 +95,17 @@ static int manual_conf_methods(manual_instance *inst, const payd_config *cfg,
         v += strcspn(v, ", ");
         m = manual_method_parse(name);
         if (m < 0)
-            return manual_error(e, PAYD_E_INVALID,
-                                "manual: unknown method '%s' in methods "
-                                "(known: bank_transfer, cash_on_delivery, "
-                                "cheque)",
-                                name);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "manual: unknown method '%s' in methods "
+                             "(known: bank_transfer, cash_on_delivery, "
+                             "cheque)",
+                             name);
         inst->enabled[m] = 1;
         any = 1;
     }
     if (!any)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: methods names no method");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: methods names no method");
     return PAYD_OK;
 }
 
@@ -155,8 +124,9 @@ static int manual_configure(manual_instance *inst, const payd_config *cfg,
     int rc, m;
 
     if ((rc = manual_conf_methods(inst, cfg, e)) != PAYD_OK ||
-        (rc = manual_conf_int(inst, cfg, "auto_expire_days", 0, 0, 365,
-                              &inst->auto_expire_days, e)) != PAYD_OK ||
+        (rc = payd_conf_int(inst->h, cfg, "auto_expire_days", 0, 0, 365,
+                            &inst->auto_expire_days, e,
+                            "manual")) != PAYD_OK ||
         (rc = manual_conf_text(inst, cfg, "bank_account_name",
                                &inst->bank_account_name, e)) != PAYD_OK ||
         (rc = manual_conf_text(inst, cfg, "bank_bic", &inst->bank_bic, e)) !=
@@ -174,24 +144,24 @@ static int manual_configure(manual_instance *inst, const payd_config *cfg,
         prefix = "PAYD";
     n = strlen(prefix);
     if (n == 0 || n > MANUAL_PREFIX_MAX)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: reference_prefix must be 1 to %d of "
-                            "A-Z and 0-9",
-                            MANUAL_PREFIX_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: reference_prefix must be 1 to %d of "
+                         "A-Z and 0-9",
+                         MANUAL_PREFIX_MAX);
     for (i = 0; i < n; i++)
         if (!((prefix[i] >= 'A' && prefix[i] <= 'Z') ||
               (prefix[i] >= '0' && prefix[i] <= '9')))
-            return manual_error(e, PAYD_E_INVALID,
-                                "manual: reference_prefix must be 1 to %d of "
-                                "A-Z and 0-9",
-                                MANUAL_PREFIX_MAX);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "manual: reference_prefix must be 1 to %d of "
+                             "A-Z and 0-9",
+                             MANUAL_PREFIX_MAX);
     memcpy(inst->prefix, prefix, n + 1);
 
     if (iban != NULL) {
         if (!manual_iban_valid(iban))
-            return manual_error(e, PAYD_E_INVALID,
-                                "manual: bank_iban is not a valid IBAN "
-                                "(format or check digits)");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "manual: bank_iban is not a valid IBAN "
+                             "(format or check digits)");
         /* Shown grouped by four, the way banks print it. */
         for (k = 0, n = 0; iban[k] != '\0'; k++) {
             if (iban[k] == ' ')
@@ -206,13 +176,13 @@ static int manual_configure(manual_instance *inst, const payd_config *cfg,
     }
     if (inst->enabled[MANUAL_BANK_TRANSFER] &&
         (inst->bank_account_name == NULL || iban == NULL))
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: bank_transfer needs bank_account_name "
-                            "and bank_iban");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: bank_transfer needs bank_account_name "
+                         "and bank_iban");
     if (inst->enabled[MANUAL_CHEQUE] && inst->text[MANUAL_CHEQUE] == NULL)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: cheque needs instructions.cheque (the "
-                            "payee and where to send it)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: cheque needs instructions.cheque (the "
+                         "payee and where to send it)");
     return PAYD_OK;
 }
 
@@ -241,12 +211,12 @@ static int manual_init(const payd_host *h, const payd_config *cfg,
 
     if (h == NULL || h->abi_major != PAYD_ABI_MAJOR ||
         h->struct_size < offsetof(payd_host, cleanse) + sizeof h->cleanse)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: host does not provide the ABI 1.0 "
-                            "services");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: host does not provide the ABI 1.0 "
+                         "services");
     inst = calloc(1, sizeof *inst);
     if (inst == NULL)
-        return manual_error(e, PAYD_E_NOMEM, "manual: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "manual: out of memory");
     inst->h = h;
     rc = manual_configure(inst, cfg, e);
     if (rc != PAYD_OK) {
@@ -289,19 +259,19 @@ static int manual_pick_method(const manual_instance *inst,
     }
     manual_enabled_list(inst, list, sizeof list);
     if (req->payment_method == NULL)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: payment_method is required: one of %s",
-                            list);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: payment_method is required: one of %s",
+                         list);
     /* Echo only what looks like a method name: never a card number or a
      * token someone pasted here by mistake. */
     if (!manual_name_like(req->payment_method))
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: unknown payment method (enabled: %s)",
-                            list);
-    return manual_error(e, PAYD_E_INVALID,
-                        "manual: payment method '%s' is %s here (enabled: %s)",
-                        req->payment_method, m >= 0 ? "not enabled" : "unknown",
-                        list);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: unknown payment method (enabled: %s)",
+                         list);
+    return payd_fail(e, PAYD_E_INVALID,
+                     "manual: payment method '%s' is %s here (enabled: %s)",
+                     req->payment_method, m >= 0 ? "not enabled" : "unknown",
+                     list);
 }
 
 /* Fills a result for `ref`: status plus the instructions. */
@@ -316,11 +286,11 @@ static int manual_answer(const manual_instance *inst,
     text = manual_instructions(inst, method, ref, req->amount, req->currency,
                                req->currency_exponent, h->now(h), a);
     if (text == NULL)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: cannot state %lld in %.3s (exponent %d)",
-                            (long long)req->amount,
-                            req->currency ? req->currency : "?",
-                            req->currency_exponent);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: cannot state %lld in %.3s (exponent %d)",
+                         (long long)req->amount,
+                         req->currency ? req->currency : "?",
+                         req->currency_exponent);
     res->status = status;
     res->provider_ref = h->strdup(a, ref);
     res->next_action = PAYD_NA_DISPLAY_INSTRUCTIONS;
@@ -329,16 +299,16 @@ static int manual_answer(const manual_instance *inst,
     res->raw = h->sprintf(a, "{\"method\":\"%s\",\"reference\":\"%s\"}",
                           manual_method_name(method), ref);
     if (res->provider_ref == NULL || res->raw == NULL)
-        return manual_error(e, PAYD_E_NOMEM, "manual: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "manual: out of memory");
     return PAYD_OK;
 }
 
 static int manual_check_amount(const payd_payment_req *req, payd_error *e)
 {
     if (req->amount <= 0 || req->currency == NULL)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: a positive amount and a currency are "
-                            "required");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: a positive amount and a currency are "
+                         "required");
     return PAYD_OK;
 }
 
@@ -355,7 +325,7 @@ static int manual_create(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
         (rc = manual_pick_method(inst, req, &method, e)) != PAYD_OK)
         return rc;
     if (manual_reference_new(inst, ref) != PAYD_OK)
-        return manual_error(e, PAYD_E_INTERNAL, "manual: no random bytes");
+        return payd_fail(e, PAYD_E_INTERNAL, "manual: no random bytes");
     return manual_answer(inst, req, method, ref,
                          req->confirm ? PAYD_PS_PROCESSING
                                       : PAYD_PS_REQUIRES_ACTION,
@@ -368,10 +338,10 @@ static int manual_known_ref(const manual_instance *inst,
                             const payd_payment_req *req, payd_error *e)
 {
     if (!manual_reference_valid(inst, req->provider_ref))
-        return manual_error(e, PAYD_E_NOTFOUND,
-                            "manual: '%.40s' is not a reference of this "
-                            "gateway",
-                            req->provider_ref ? req->provider_ref : "");
+        return payd_fail(e, PAYD_E_NOTFOUND,
+                         "manual: '%.40s' is not a reference of this "
+                         "gateway",
+                         req->provider_ref ? req->provider_ref : "");
     return PAYD_OK;
 }
 
@@ -432,15 +402,15 @@ static int manual_refund(PAYD_OP_ARGS(payd_refund_req, payd_refund_res))
     char ref[MANUAL_REF_MAX];
 
     if (req->amount <= 0)
-        return manual_error(e, PAYD_E_INVALID,
-                            "manual: a refund needs a positive amount");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: a refund needs a positive amount");
     if (manual_reference_new(inst, ref) != PAYD_OK)
-        return manual_error(e, PAYD_E_INTERNAL, "manual: no random bytes");
+        return payd_fail(e, PAYD_E_INTERNAL, "manual: no random bytes");
     res->status = PAYD_RS_PENDING;
     res->refund_ref = inst->h->strdup(a, ref);
     res->raw = inst->h->sprintf(a, "{\"reference\":\"%s\"}", ref);
     if (res->refund_ref == NULL)
-        return manual_error(e, PAYD_E_NOMEM, "manual: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "manual: out of memory");
     return PAYD_OK;
 }
 

@@ -11,6 +11,7 @@
 #define PAYD_MANUAL_H
 
 #include <payd/module.h>
+#include <payd/module_support.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -70,12 +71,5 @@ char *manual_instructions(const manual_instance *inst, int method,
 
 /* 1 when `iban` is a well-formed IBAN (spaces allowed, mod-97 check). */
 int manual_iban_valid(const char *iban);
-
-/* Fills e (code, message) and returns code. */
-int manual_error(payd_error *e, int code, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 #endif /* PAYD_MANUAL_H */

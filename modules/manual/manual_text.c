@@ -9,7 +9,6 @@
 #include "manual.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -34,19 +33,6 @@ int manual_method_parse(const char *name)
         if (strcmp(name, method_names[i]) == 0)
             return i;
     return -1;
-}
-
-int manual_error(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e != NULL) {
-        e->code = code;
-        va_start(ap, fmt);
-        vsnprintf(e->message, sizeof e->message, fmt, ap);
-        va_end(ap);
-    }
-    return code;
 }
 
 /*

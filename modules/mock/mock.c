@@ -47,37 +47,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Strict decimal integer in [min, max]. */
-static int mock_conf_int(const mock_instance *inst, const payd_config *cfg,
-                         const char *key, int64_t def, int64_t min,
-                         int64_t max, int64_t *out, payd_error *e)
-{
-    const char *v = inst->h->config_get(cfg, key);
-    int64_t n = 0;
-    size_t i, len;
-
-    *out = def;
-    if (v == NULL)
-        return PAYD_OK;
-    len = strlen(v);
-    if (len == 0 || len > 12)
-        goto bad;
-    for (i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            goto bad;
-        n = n * 10 + (v[i] - '0');
-    }
-    if (n < min || n > max)
-        goto bad;
-    *out = n;
-    return PAYD_OK;
-bad:
-    return mock_error(e, PAYD_E_INVALID,
-                      "mock: invalid value for %s: expected an integer from "
-                      "%lld to %lld",
-                      key, (long long)min, (long long)max);
-}
-
 /* A probability: digits with at most one '.', in [0, 1]. */
 static int mock_conf_rate(const mock_instance *inst, const payd_config *cfg,
                           const char *key, double *out, payd_error *e)
@@ -109,10 +78,10 @@ static int mock_conf_rate(const mock_instance *inst, const payd_config *cfg,
     *out = d;
     return PAYD_OK;
 bad:
-    return mock_error(e, PAYD_E_INVALID,
-                      "mock: invalid value for %s: expected a number from 0.0 "
-                      "to 1.0",
-                      key);
+    return payd_fail(e, PAYD_E_INVALID,
+                     "mock: invalid value for %s: expected a number from 0.0 "
+                     "to 1.0",
+                     key);
 }
 
 static void mock_instance_free(mock_instance *inst)
@@ -147,23 +116,24 @@ static int mock_configure(mock_instance *inst, const payd_config *cfg,
     if (name == NULL || name[0] == '\0')
         name = "mock";
     if (strlen(name) > MOCK_ID_MAX)
-        return mock_error(e, PAYD_E_INVALID, "mock: payd.instance too long");
+        return payd_fail(e, PAYD_E_INVALID, "mock: payd.instance too long");
     inst->account = strdup(name);
     inst->public_url = strdup(pub != NULL ? pub : "");
     inst->webhook_url = hook != NULL && hook[0] != '\0' ? strdup(hook) : NULL;
     if (inst->account == NULL || inst->public_url == NULL ||
         (hook != NULL && hook[0] != '\0' && inst->webhook_url == NULL))
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     n = strlen(inst->public_url);
     while (n > 0 && inst->public_url[n - 1] == '/')
         inst->public_url[--n] = '\0';
 
-    if ((rc = mock_conf_int(inst, cfg, "settle_ms", 2000, 0, 3600000,
-                            &inst->settle_ms, e)) != PAYD_OK ||
-        (rc = mock_conf_int(inst, cfg, "latency_ms", 0, 0, 60000,
-                            &inst->latency_ms, e)) != PAYD_OK ||
-        (rc = mock_conf_int(inst, cfg, "webhook_tolerance_s", 300, 1, 86400,
-                            &inst->tolerance_s, e)) != PAYD_OK ||
+    if ((rc = payd_conf_int(inst->h, cfg, "settle_ms", 2000, 0, 3600000,
+                            &inst->settle_ms, e, "mock")) != PAYD_OK ||
+        (rc = payd_conf_int(inst->h, cfg, "latency_ms", 0, 0, 60000,
+                            &inst->latency_ms, e, "mock")) != PAYD_OK ||
+        (rc = payd_conf_int(inst->h, cfg, "webhook_tolerance_s", 300, 1,
+                            86400, &inst->tolerance_s, e,
+                            "mock")) != PAYD_OK ||
         (rc = mock_conf_rate(inst, cfg, "transient_rate",
                              &inst->transient_rate, e)) != PAYD_OK ||
         (rc = mock_conf_rate(inst, cfg, "timeout_rate", &inst->timeout_rate,
@@ -175,25 +145,25 @@ static int mock_configure(mock_instance *inst, const payd_config *cfg,
     else if (strcasecmp(webhooks, "off") == 0)
         inst->webhooks = 0;
     else
-        return mock_error(e, PAYD_E_INVALID,
-                          "mock: invalid value for webhooks: expected on or "
-                          "off");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "mock: invalid value for webhooks: expected on or "
+                         "off");
 
     if (controls == NULL || strcasecmp(controls, "off") == 0)
         inst->test_controls = 0;
     else if (strcasecmp(controls, "on") == 0)
         inst->test_controls = 1;
     else
-        return mock_error(e, PAYD_E_INVALID,
-                          "mock: invalid value for test_controls: expected "
-                          "on or off");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "mock: invalid value for test_controls: expected "
+                         "on or off");
 
     if (secret != NULL) {
         n = strlen(secret);
         if (n == 0 || n > 512)
-            return mock_error(e, PAYD_E_INVALID,
-                              "mock: invalid value for webhook_secret: "
-                              "expected 1 to 512 bytes");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "mock: invalid value for webhook_secret: "
+                             "expected 1 to 512 bytes");
         inst->secret = strdup(secret);
         inst->secret_len = n;
     } else {
@@ -201,10 +171,10 @@ static int mock_configure(mock_instance *inst, const payd_config *cfg,
         inst->secret_len = 64;
         if (inst->secret != NULL &&
             mock_random_hex(h, inst->secret, 32) != PAYD_OK)
-            return mock_error(e, PAYD_E_INTERNAL, "mock: no random bytes");
+            return payd_fail(e, PAYD_E_INTERNAL, "mock: no random bytes");
     }
     if (inst->secret == NULL)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     return PAYD_OK;
 }
 
@@ -222,11 +192,11 @@ static int mock_init(const payd_host *h, const payd_config *cfg, void **state,
 
     if (h == NULL || h->abi_major != PAYD_ABI_MAJOR ||
         h->struct_size < sizeof(payd_host))
-        return mock_error(e, PAYD_E_INVALID,
-                          "mock: host does not provide the ABI 1.0 services");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "mock: host does not provide the ABI 1.0 services");
     inst = calloc(1, sizeof *inst);
     if (inst == NULL)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     inst->h = h;
     rc = mock_configure(inst, cfg, e);
     if (rc == PAYD_OK)

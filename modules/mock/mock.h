@@ -23,6 +23,7 @@
 #define PAYD_MOCK_H
 
 #include <payd/module.h>
+#include <payd/module_support.h>
 
 #include <pthread.h>
 #include <stddef.h>
@@ -352,14 +353,5 @@ int mock_save_method(PAYD_OP_ARGS(payd_method_req, payd_method));
 int mock_delete_method(PAYD_OP_ARGS(payd_method_req, payd_method));
 int mock_list_methods(PAYD_OP_ARGS(payd_method_req, payd_method_list));
 int mock_page(PAYD_OP_ARGS(payd_page_req, payd_page_res));
-
-/* Copy a versioned request across the ABI: `src` starts with its own
- * struct_size; bytes beyond it read as zero. 0, or -1 if it has none. */
-int mock_copy_in(void *dst, size_t size, const void *src);
-/* Write a v1.0 result struct (and its struct_size) into the host's. */
-void mock_copy_out(void *dst, const void *src, size_t size);
-/* Set e->code and a formatted message; returns `code`. */
-int mock_error(payd_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif /* PAYD_MOCK_H */

@@ -528,11 +528,11 @@ int mock_json_parse_event(const payd_host *h, payd_arena *a, const char *body,
     if (mock_jp_peek(&c.j) != -1)
         goto malformed;
     if (!mock_valid_event_id(ev->id))
-        return mock_error(e, PAYD_E_INVALID, "event id is missing or invalid");
+        return payd_fail(e, PAYD_E_INVALID, "event id is missing or invalid");
     if (ev->type == NULL || ev->type[0] == '\0')
-        return mock_error(e, PAYD_E_INVALID, "event type is missing");
+        return payd_fail(e, PAYD_E_INVALID, "event type is missing");
     return PAYD_OK;
 malformed:
-    return mock_error(e, PAYD_E_INVALID,
-                      "webhook body is not a well-formed mock event");
+    return payd_fail(e, PAYD_E_INVALID,
+                     "webhook body is not a well-formed mock event");
 }

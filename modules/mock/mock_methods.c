@@ -304,11 +304,11 @@ int mock_methods_list_locked(const mock_instance *inst,
     size_t i;
 
     if (cus == NULL)
-        return mock_error(e, PAYD_E_NOTFOUND, "no such customer");
+        return payd_fail(e, PAYD_E_NOTFOUND, "no such customer");
     out->count = cus->nmethods;
     out->items = h->alloc(a, (cus->nmethods + 1) * sizeof *out->items);
     if (out->items == NULL)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     for (i = 0; i < cus->nmethods; i++) {
         const mock_method *m = cus->methods[i];
         const mock_card *c = &mock_cards[m->card];
@@ -322,7 +322,7 @@ int mock_methods_list_locked(const mock_instance *inst,
         pm->exp_month = c->exp_month;
         pm->exp_year = c->exp_year;
         if (!pm->method_ref || !pm->customer_ref || !pm->brand || !pm->last4)
-            return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+            return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     }
     return PAYD_OK;
 }

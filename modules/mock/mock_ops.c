@@ -19,79 +19,10 @@
 #include "mock.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ------------------------------------------------------------------------ */
-/* ABI plumbing                                                             */
-/* ------------------------------------------------------------------------ */
-
-/*
- * Read a request across the ABI: copy what the host filled (its
- * struct_size) and read the rest as zero, as the versioning rules say.
- * Returns 0, or -1 when there is no request or its struct_size covers no
- * field (a host bug: say so instead of failing on "missing" fields).
- */
-int mock_copy_in(void *dst, size_t size, const void *src)
-{
-    uint32_t n = 0;
-
-    memset(dst, 0, size);
-    if (src == NULL)
-        return -1;
-    memcpy(&n, src, sizeof n);
-    if (n <= sizeof n)
-        return -1;
-    if (n > size)
-        n = (uint32_t)size;
-    memcpy(dst, src, n);
-    return 0;
-}
-
-/*
- * Write a result across the ABI. The host was built against ABI 1.x with
- * x >= this module's minor, so its struct holds at least every v1.0 field:
- * the whole struct is written, struct_size saying how much.
- */
-void mock_copy_out(void *dst, const void *src, size_t size)
-{
-    uint32_t n = (uint32_t)size;
-
-    if (dst == NULL)
-        return;
-    memcpy(dst, src, size);
-    memcpy(dst, &n, sizeof n);
-}
-
-int mock_error(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e == NULL)
-        return code;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-/* An arena copy of `s`; NULL stays NULL. *oom is set when a copy fails. */
-static const char *mock_adup(const payd_host *h, payd_arena *a, const char *s,
-                             int *oom)
-{
-    char *d;
-
-    if (s == NULL)
-        return NULL;
-    d = h->strdup(a, s);
-    if (d == NULL)
-        *oom = 1;
-    return d;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Input checks                                                             */
@@ -128,17 +59,17 @@ static int mock_ok_url(const char *s)
 static int mock_check_payment(const payd_payment_req *req, payd_error *e)
 {
     if (!mock_ok_text(req->idempotency_key, MOCK_KEY_MAX, 1))
-        return mock_error(e, PAYD_E_INVALID, "invalid idempotency_key");
+        return payd_fail(e, PAYD_E_INVALID, "invalid idempotency_key");
     if (!mock_ok_text(req->payment_id, MOCK_ID_MAX, 0))
-        return mock_error(e, PAYD_E_INVALID, "invalid payment_id");
+        return payd_fail(e, PAYD_E_INVALID, "invalid payment_id");
     /* Saying which payment_method would echo what might be card digits. */
     if (!mock_ok_text(req->payment_method, 64, 1))
-        return mock_error(e, PAYD_E_INVALID, "unknown test payment method");
+        return payd_fail(e, PAYD_E_INVALID, "unknown test payment method");
     if (!mock_ok_url(req->return_url))
-        return mock_error(e, PAYD_E_INVALID,
-                          "return_url must be an http(s) URL without spaces");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "return_url must be an http(s) URL without spaces");
     if (!mock_ok_text(req->cancel_reason, 64, 1))
-        return mock_error(e, PAYD_E_INVALID, "invalid cancel_reason");
+        return payd_fail(e, PAYD_E_INVALID, "invalid cancel_reason");
     return PAYD_OK;
 }
 
@@ -146,9 +77,9 @@ static int mock_check_payment(const payd_payment_req *req, payd_error *e)
 static int mock_check_ref(const char *ref, payd_error *e)
 {
     if (ref == NULL)
-        return mock_error(e, PAYD_E_INVALID, "provider_ref is required");
+        return payd_fail(e, PAYD_E_INVALID, "provider_ref is required");
     if (!mock_ok_text(ref, MOCK_ID_MAX, 0))
-        return mock_error(e, PAYD_E_NOTFOUND, "no such object");
+        return payd_fail(e, PAYD_E_NOTFOUND, "no such object");
     return PAYD_OK;
 }
 
@@ -271,12 +202,12 @@ static int mock_finish_error(const mock_result *r, const char *reqid,
     snprintf(e->provider_request_id, sizeof e->provider_request_id, "%s",
              reqid);
     if (r->lost)
-        return mock_error(e, PAYD_E_TRANSIENT, "timeout (injected)");
+        return payd_fail(e, PAYD_E_TRANSIENT, "timeout (injected)");
     if (r->rc == PAYD_OK)
         return PAYD_OK;
     snprintf(e->failure_code, sizeof e->failure_code, "%s",
              r->err_failure_code);
-    return mock_error(e, r->rc, "%s", r->err_message);
+    return payd_fail(e, r->rc, "%s", r->err_message);
 }
 
 static int mock_finish_payment(const mock_instance *inst, const mock_result *r,
@@ -295,19 +226,19 @@ static int mock_finish_payment(const mock_instance *inst, const mock_result *r,
     memset(&out, 0, sizeof out);
     out.struct_size = (uint32_t)sizeof out;
     out.status = r->status;
-    out.provider_ref = mock_adup(h, a, r->ref, &oom);
+    out.provider_ref = payd_adup(h, a, r->ref, &oom);
     out.next_action = r->next_action;
-    out.next_action_url = mock_adup(h, a, r->url, &oom);
-    out.failure_code = mock_adup(h, a, r->failure_code, &oom);
-    out.failure_message = mock_adup(h, a, r->failure_message, &oom);
+    out.next_action_url = payd_adup(h, a, r->url, &oom);
+    out.failure_code = payd_adup(h, a, r->failure_code, &oom);
+    out.failure_message = payd_adup(h, a, r->failure_message, &oom);
     out.amount = r->amount;
     out.amount_capturable = r->amount_capturable;
     out.amount_captured = r->amount_captured;
-    out.raw = mock_adup(h, a, r->raw, &oom);
-    out.provider_request_id = mock_adup(h, a, reqid, &oom);
+    out.raw = payd_adup(h, a, r->raw, &oom);
+    out.provider_request_id = payd_adup(h, a, reqid, &oom);
     if (oom)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
-    mock_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return rc;
 }
 
@@ -327,14 +258,14 @@ static int mock_finish_refund(const mock_instance *inst, const mock_result *r,
     memset(&out, 0, sizeof out);
     out.struct_size = (uint32_t)sizeof out;
     out.status = r->status;
-    out.refund_ref = mock_adup(h, a, r->ref, &oom);
-    out.failure_code = mock_adup(h, a, r->failure_code, &oom);
-    out.failure_message = mock_adup(h, a, r->failure_message, &oom);
-    out.raw = mock_adup(h, a, r->raw, &oom);
-    out.provider_request_id = mock_adup(h, a, reqid, &oom);
+    out.refund_ref = payd_adup(h, a, r->ref, &oom);
+    out.failure_code = payd_adup(h, a, r->failure_code, &oom);
+    out.failure_message = payd_adup(h, a, r->failure_message, &oom);
+    out.raw = payd_adup(h, a, r->raw, &oom);
+    out.provider_request_id = payd_adup(h, a, reqid, &oom);
     if (oom)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
-    mock_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -352,15 +283,15 @@ static int mock_finish_method(const mock_instance *inst, const mock_result *r,
         return rc;
     memset(&out, 0, sizeof out);
     out.struct_size = (uint32_t)sizeof out;
-    out.method_ref = mock_adup(h, a, r->ref, &oom);
-    out.customer_ref = mock_adup(h, a, r->customer_ref, &oom);
-    out.brand = mock_adup(h, a, r->brand, &oom);
-    out.last4 = mock_adup(h, a, r->last4, &oom);
+    out.method_ref = payd_adup(h, a, r->ref, &oom);
+    out.customer_ref = payd_adup(h, a, r->customer_ref, &oom);
+    out.brand = payd_adup(h, a, r->brand, &oom);
+    out.last4 = payd_adup(h, a, r->last4, &oom);
     out.exp_month = r->exp_month;
     out.exp_year = r->exp_year;
     if (oom)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
-    mock_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -430,22 +361,22 @@ int mock_create(void *state, const payd_payment_req *req_in,
     mock_buf fp = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_payment(&req, e);
     if (rc != PAYD_OK)
         return rc;
     if (req.amount <= 0 || req.amount > MOCK_AMOUNT_MAX)
-        return mock_error(e, PAYD_E_INVALID, "amount must be 1 to %lld",
-                          (long long)MOCK_AMOUNT_MAX);
+        return payd_fail(e, PAYD_E_INVALID, "amount must be 1 to %lld",
+                         (long long)MOCK_AMOUNT_MAX);
     if (!mock_ok_currency(req.currency))
-        return mock_error(e, PAYD_E_INVALID,
-                          "currency must be an upper-case ISO 4217 code");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "currency must be an upper-case ISO 4217 code");
     if (req.currency_exponent < 0 || req.currency_exponent > 4)
-        return mock_error(e, PAYD_E_INVALID, "invalid currency_exponent");
+        return payd_fail(e, PAYD_E_INVALID, "invalid currency_exponent");
     if (req.capture_method != PAYD_CAPTURE_AUTOMATIC &&
         req.capture_method != PAYD_CAPTURE_MANUAL)
-        return mock_error(e, PAYD_E_INVALID, "invalid capture_method");
+        return payd_fail(e, PAYD_E_INVALID, "invalid capture_method");
     mock_stats_count_create_call(req.payment_id);
 
     mock_fp_str(&fp, "create");
@@ -469,8 +400,8 @@ int mock_retrieve(void *state, const payd_payment_req *req_in,
     mock_result r = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_ref(req.provider_ref, e);
     if (rc != PAYD_OK)
         return rc;
@@ -493,8 +424,8 @@ int mock_confirm(void *state, const payd_payment_req *req_in,
     mock_buf fp = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_payment(&req, e);
     if (rc == PAYD_OK)
         rc = mock_check_ref(req.provider_ref, e);
@@ -521,15 +452,15 @@ int mock_capture(void *state, const payd_payment_req *req_in,
     mock_buf fp = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_payment(&req, e);
     if (rc == PAYD_OK)
         rc = mock_check_ref(req.provider_ref, e);
     if (rc != PAYD_OK)
         return rc;
     if (req.amount_to_capture < 0 || req.amount_to_capture > MOCK_AMOUNT_MAX)
-        return mock_error(e, PAYD_E_INVALID, "invalid amount_to_capture");
+        return payd_fail(e, PAYD_E_INVALID, "invalid amount_to_capture");
     mock_fp_str(&fp, "capture");
     mock_fp_str(&fp, req.provider_ref);
     mock_fp_int(&fp, req.amount);
@@ -551,8 +482,8 @@ int mock_cancel(void *state, const payd_payment_req *req_in,
     mock_buf fp = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_payment(&req, e);
     if (rc == PAYD_OK)
         rc = mock_check_ref(req.provider_ref, e);
@@ -575,15 +506,15 @@ int mock_cancel(void *state, const payd_payment_req *req_in,
 static int mock_check_refund(const payd_refund_req *req, payd_error *e)
 {
     if (!mock_ok_text(req->idempotency_key, MOCK_KEY_MAX, 1))
-        return mock_error(e, PAYD_E_INVALID, "invalid idempotency_key");
+        return payd_fail(e, PAYD_E_INVALID, "invalid idempotency_key");
     if (!mock_ok_text(req->refund_id, MOCK_ID_MAX, 0) ||
         !mock_ok_text(req->payment_id, MOCK_ID_MAX, 0))
-        return mock_error(e, PAYD_E_INVALID, "invalid refund_id or payment_id");
+        return payd_fail(e, PAYD_E_INVALID, "invalid refund_id or payment_id");
     if (!mock_ok_text(req->reason, 64, 1))
-        return mock_error(e, PAYD_E_INVALID, "invalid reason");
+        return payd_fail(e, PAYD_E_INVALID, "invalid reason");
     if (req->currency != NULL && !mock_ok_currency(req->currency))
-        return mock_error(e, PAYD_E_INVALID,
-                          "currency must be an upper-case ISO 4217 code");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "currency must be an upper-case ISO 4217 code");
     return PAYD_OK;
 }
 
@@ -599,16 +530,16 @@ int mock_refund(void *state, const payd_refund_req *req_in,
     mock_buf fp = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_refund(&req, e);
     if (rc == PAYD_OK)
         rc = mock_check_ref(req.provider_ref, e);
     if (rc != PAYD_OK)
         return rc;
     if (req.amount <= 0 || req.amount > MOCK_AMOUNT_MAX)
-        return mock_error(e, PAYD_E_INVALID, "amount must be 1 to %lld",
-                          (long long)MOCK_AMOUNT_MAX);
+        return payd_fail(e, PAYD_E_INVALID, "amount must be 1 to %lld",
+                         (long long)MOCK_AMOUNT_MAX);
     mock_fp_str(&fp, "refund");
     mock_fp_str(&fp, req.provider_ref);
     mock_fp_int(&fp, req.amount);
@@ -631,8 +562,8 @@ int mock_refund_retrieve(void *state, const payd_refund_req *req_in,
     mock_result r = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_ref(req.refund_ref, e);
     if (rc != PAYD_OK)
         return rc;
@@ -652,14 +583,14 @@ static int mock_check_method(const payd_method_req *req, int need_method,
                              payd_error *e)
 {
     if (!mock_ok_text(req->idempotency_key, MOCK_KEY_MAX, 1))
-        return mock_error(e, PAYD_E_INVALID, "invalid idempotency_key");
+        return payd_fail(e, PAYD_E_INVALID, "invalid idempotency_key");
     if (!mock_ok_text(req->customer_ref, MOCK_ID_MAX, 0))
-        return mock_error(e, PAYD_E_NOTFOUND, "no such customer");
+        return payd_fail(e, PAYD_E_NOTFOUND, "no such customer");
     if (!mock_ok_text(req->customer_email, 254, 0))
-        return mock_error(e, PAYD_E_INVALID, "invalid customer_email");
+        return payd_fail(e, PAYD_E_INVALID, "invalid customer_email");
     if (need_method &&
         (req->method_ref == NULL || !mock_ok_text(req->method_ref, 64, 1)))
-        return mock_error(e, PAYD_E_INVALID, "unknown test payment method");
+        return payd_fail(e, PAYD_E_INVALID, "unknown test payment method");
     return PAYD_OK;
 }
 
@@ -676,8 +607,8 @@ int mock_save_method(void *state, const payd_method_req *req_in,
     mock_buf fp = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_method(&req, 1, e);
     if (rc != PAYD_OK)
         return rc;
@@ -702,13 +633,13 @@ int mock_delete_method(void *state, const payd_method_req *req_in,
     mock_buf fp = {0};
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = mock_check_method(&req, 0, e);
     if (rc != PAYD_OK)
         return rc;
     if (req.method_ref == NULL || !mock_ok_text(req.method_ref, MOCK_ID_MAX, 0))
-        return mock_error(e, PAYD_E_NOTFOUND, "no such payment method");
+        return payd_fail(e, PAYD_E_NOTFOUND, "no such payment method");
     mock_fp_str(&fp, "delete_method");
     mock_fp_str(&fp, req.customer_ref);
     mock_fp_str(&fp, req.method_ref);
@@ -730,10 +661,10 @@ int mock_list_methods(void *state, const payd_method_req *req_in,
     payd_method_list out;
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (req.customer_ref == NULL)
-        return mock_error(e, PAYD_E_INVALID, "customer_ref is required");
+        return payd_fail(e, PAYD_E_INVALID, "customer_ref is required");
     rc = mock_check_method(&req, 0, e);
     if (rc != PAYD_OK)
         return rc;
@@ -744,6 +675,6 @@ int mock_list_methods(void *state, const payd_method_req *req_in,
     pthread_mutex_unlock(&mock_mu);
     if (rc != PAYD_OK)
         return rc;
-    mock_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }

@@ -61,13 +61,13 @@ static int mock_page_set(const mock_instance *inst, payd_arena *a,
 {
     if (b->oom || b->data == NULL) {
         mock_buf_free(b);
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     }
     out->body = inst->h->strndup(a, b->data, b->len);
     out->body_len = b->len;
     mock_buf_free(b);
     if (out->body == NULL)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     out->status = status;
     out->content_type = content_type;
     return PAYD_OK;
@@ -104,7 +104,7 @@ static int mock_page_message(const mock_instance *inst, payd_arena *a,
     mock_buf_puts(&inner, "</p>");
     if (inner.oom) {
         mock_buf_free(&inner);
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     }
     rc = mock_page_html(inst, a, out, status, title, inner.data, e);
     mock_buf_free(&inner);
@@ -260,7 +260,7 @@ static int mock_page_challenge(const mock_instance *inst, const char *ref,
                           "</form></div>");
     if (inner.oom) {
         mock_buf_free(&inner);
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     }
     rc = mock_page_html(inst, a, out, 200, "Mock 3-D Secure challenge",
                         inner.data, e);
@@ -327,7 +327,7 @@ static int mock_page_challenge_post(const mock_instance *inst, const char *ref,
         out->location = mock_return_location(inst, a, return_url, ref, approve);
         free(return_url);
         if (out->location == NULL)
-            return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+            return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
         out->status = 303;
         out->content_type = MOCK_HTML;
         out->body = "";
@@ -473,7 +473,7 @@ static int mock_page_test_control(const mock_instance *inst, const char *ref,
     } else if (rc == PAYD_E_INVALID) {
         rc = mock_page_json_error(inst, a, out, 400, r.err_message, e);
     } else {
-        rc = mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        rc = payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     }
     mock_result_free(&r);
     return rc;
@@ -492,8 +492,8 @@ int mock_page(void *state, const payd_page_req *req_in, payd_page_res *res,
     const char *path, *method;
     int get, post, rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     memset(&out, 0, sizeof out);
     out.struct_size = (uint32_t)sizeof out;
     path = req.path != NULL ? req.path : "";
@@ -542,6 +542,6 @@ int mock_page(void *state, const payd_page_req *req_in, payd_page_res *res,
     }
     if (rc != PAYD_OK)
         return rc;
-    mock_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }

@@ -199,7 +199,7 @@ int mock_provider_acquire(mock_instance *inst, payd_error *e)
         uint64_t seed = 0;
 
         if (inst->h->random_bytes(&seed, sizeof seed) != 0) {
-            rc = mock_error(e, PAYD_E_INTERNAL, "mock: no random bytes");
+            rc = payd_fail(e, PAYD_E_INTERNAL, "mock: no random bytes");
             goto out;
         }
         if (mock_map_init(&mock_reg.intents, seed) != 0 ||
@@ -209,7 +209,7 @@ int mock_provider_acquire(mock_instance *inst, payd_error *e)
             mock_map_init(&mock_reg.idem, seed) != 0 ||
             mock_map_init(&mock_reg.stats, seed) != 0) {
             mock_registry_destroy_locked();
-            rc = mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+            rc = payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
             goto out;
         }
         rc = mock_webhooks_start_locked(e);

@@ -365,12 +365,12 @@ int mock_webhooks_start_locked(payd_error *e)
     int rc;
 
     if (pthread_condattr_init(&attr) != 0)
-        return mock_error(e, PAYD_E_INTERNAL, "mock: pthread_condattr_init");
+        return payd_fail(e, PAYD_E_INTERNAL, "mock: pthread_condattr_init");
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     rc = pthread_cond_init(&mock_w.cv, &attr);
     pthread_condattr_destroy(&attr);
     if (rc != 0)
-        return mock_error(e, PAYD_E_INTERNAL, "mock: pthread_cond_init");
+        return payd_fail(e, PAYD_E_INTERNAL, "mock: pthread_cond_init");
     mock_w.stopping = 0;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -378,8 +378,8 @@ int mock_webhooks_start_locked(payd_error *e)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         pthread_cond_destroy(&mock_w.cv);
-        return mock_error(e, PAYD_E_INTERNAL,
-                          "mock: cannot start the webhook thread");
+        return payd_fail(e, PAYD_E_INTERNAL,
+                         "mock: cannot start the webhook thread");
     }
     mock_w.running = 1;
     return PAYD_OK;
@@ -458,8 +458,8 @@ static int mock_verify(const mock_instance *inst, payd_arena *a,
     char *msg;
 
     if (hlen > MOCK_SIG_HEADER_MAX)
-        return mock_error(e, PAYD_E_SIGNATURE,
-                          "Mock-Signature header too long");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "Mock-Signature header too long");
     end = header + hlen;
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
@@ -519,7 +519,7 @@ static int mock_verify(const mock_instance *inst, payd_arena *a,
 
     msg = h->alloc(a, tslen + 1 + len + 1);
     if (msg == NULL)
-        return mock_error(e, PAYD_E_NOMEM, "mock: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "mock: out of memory");
     memcpy(msg, ts, tslen);
     msg[tslen] = '.';
     if (len > 0)
@@ -529,21 +529,21 @@ static int mock_verify(const mock_instance *inst, payd_arena *a,
         match |= h->equal_ct(sigs[i], mac, sizeof mac);
     h->cleanse(mac, sizeof mac);
     if (!match)
-        return mock_error(e, PAYD_E_SIGNATURE,
-                          "Mock-Signature: no v1 signature matches the body");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "Mock-Signature: no v1 signature matches the body");
     now = h->now(h);
     skew = now > t ? now - t : t - now;
     if (skew > inst->tolerance_s)
-        return mock_error(e, PAYD_E_SIGNATURE,
-                          "Mock-Signature timestamp is %lld s away from now "
-                          "(tolerance %lld s)",
-                          (long long)skew, (long long)inst->tolerance_s);
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "Mock-Signature timestamp is %lld s away from now "
+                         "(tolerance %lld s)",
+                         (long long)skew, (long long)inst->tolerance_s);
     *t_out = t;
     return PAYD_OK;
 malformed:
-    return mock_error(e, PAYD_E_SIGNATURE,
-                      "malformed Mock-Signature header (expected "
-                      "t=<unix>,v1=<64 hex>)");
+    return payd_fail(e, PAYD_E_SIGNATURE,
+                     "malformed Mock-Signature header (expected "
+                     "t=<unix>,v1=<64 hex>)");
 }
 
 static const struct {
@@ -593,13 +593,13 @@ int mock_webhook(void *state, const payd_webhook_req *req_in, payd_event *res,
     size_t i;
     int rc;
 
-    if (mock_copy_in(&req, sizeof req, req_in) != 0)
-        return mock_error(e, PAYD_E_INVALID, "request has no struct_size");
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     body = req.body != NULL ? req.body : "";
     if (req.body == NULL && req.body_len != 0)
-        return mock_error(e, PAYD_E_INVALID, "webhook body missing");
+        return payd_fail(e, PAYD_E_INVALID, "webhook body missing");
     if (req.body_len > MOCK_WEBHOOK_BODY_MAX)
-        return mock_error(e, PAYD_E_INVALID, "webhook body too large");
+        return payd_fail(e, PAYD_E_INVALID, "webhook body too large");
     for (i = 0; req.headers != NULL && i < req.header_count; i++) {
         const payd_header *hd = &req.headers[i];
 
@@ -607,12 +607,12 @@ int mock_webhook(void *state, const payd_webhook_req *req_in, payd_event *res,
             strcasecmp(hd->name, "Mock-Signature") != 0)
             continue;
         if (sig != NULL)
-            return mock_error(e, PAYD_E_SIGNATURE,
-                              "more than one Mock-Signature header");
+            return payd_fail(e, PAYD_E_SIGNATURE,
+                             "more than one Mock-Signature header");
         sig = hd->value;
     }
     if (sig == NULL)
-        return mock_error(e, PAYD_E_SIGNATURE, "missing Mock-Signature header");
+        return payd_fail(e, PAYD_E_SIGNATURE, "missing Mock-Signature header");
     rc = mock_verify(inst, a, sig, body, req.body_len, &t, e);
     if (rc != PAYD_OK)
         return rc;
@@ -634,6 +634,6 @@ int mock_webhook(void *state, const payd_webhook_req *req_in, payd_event *res,
     out.occurred_at = ev.created >= 0 ? ev.created : t;
     out.failure_code = ev.failure_code;
     out.failure_message = ev.failure_message;
-    mock_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }

@@ -60,54 +60,12 @@ static void paypal_instance_free(paypal_instance *inst)
     free(inst);
 }
 
-/* 1 when `s` is 1..max printable ASCII characters other than space. */
-static int paypal_conf_token(const char *s, size_t max)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++, n++)
-        if (n >= max || *s <= ' ' || *s > '~')
-            return 0;
-    return n > 0;
-}
-
-/* Strict decimal integer in [min, max], `def` when absent. */
-static int paypal_conf_int(const paypal_instance *inst, const payd_config *cfg,
-                           const char *key, int64_t def, int64_t min,
-                           int64_t max, int64_t *out, payd_error *e)
-{
-    const char *v = inst->h->config_get(cfg, key);
-    int64_t n = 0;
-    size_t i, len;
-
-    *out = def;
-    if (v == NULL)
-        return PAYD_OK;
-    len = strlen(v);
-    if (len == 0 || len > 12)
-        goto bad;
-    for (i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            goto bad;
-        n = n * 10 + (v[i] - '0');
-    }
-    if (n < min || n > max)
-        goto bad;
-    *out = n;
-    return PAYD_OK;
-bad:
-    return paypal_fail(e, PAYD_E_INVALID,
-                       "paypal: invalid value for %s: expected an integer "
-                       "from %lld to %lld",
-                       key, (long long)min, (long long)max);
-}
-
 /* A copy of `v` into *dst, or PAYD_E_NOMEM. */
 static int paypal_conf_copy(char **dst, const char *v, payd_error *e)
 {
     *dst = strdup(v);
     return *dst != NULL ? PAYD_OK
-                        : paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+                        : payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
 }
 
 /* client_id, client_secret and webhook_id. Secrets are never echoed. */
@@ -121,23 +79,23 @@ static int paypal_conf_credentials(paypal_instance *inst,
     int rc;
 
     if (id == NULL || id[0] == '\0')
-        return paypal_fail(e, PAYD_E_INVALID, "paypal: client_id is required");
-    if (!paypal_conf_token(id, 512))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid value for client_id: expected "
-                           "printable characters without spaces");
+        return payd_fail(e, PAYD_E_INVALID, "paypal: client_id is required");
+    if (!payd_conf_token(id, 512))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid value for client_id: expected "
+                         "printable characters without spaces");
     if (secret == NULL || secret[0] == '\0')
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: client_secret is required (use env:NAME "
-                           "or file:PATH)");
-    if (!paypal_conf_token(secret, 512))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid value for client_secret: "
-                           "expected printable characters without spaces");
-    if (hook != NULL && (!paypal_conf_token(hook, 128) || strchr(hook, '|')))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid value for webhook_id: expected "
-                           "PayPal's webhook id");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: client_secret is required (use env:NAME "
+                         "or file:PATH)");
+    if (!payd_conf_token(secret, 512))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid value for client_secret: "
+                         "expected printable characters without spaces");
+    if (hook != NULL && (!payd_conf_token(hook, 128) || strchr(hook, '|')))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid value for webhook_id: expected "
+                         "PayPal's webhook id");
     if ((rc = paypal_conf_copy(&inst->client_id, id, e)) != PAYD_OK ||
         (rc = paypal_conf_copy(&inst->client_secret, secret, e)) != PAYD_OK ||
         (hook != NULL &&
@@ -160,19 +118,19 @@ static int paypal_conf_api_base(paypal_instance *inst, const payd_config *cfg,
     else if (strcmp(mode, "live") == 0)
         inst->live = 1;
     else
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid value for mode: expected sandbox "
-                           "or live");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid value for mode: expected sandbox "
+                         "or live");
     if (v == NULL)
         v = inst->live ? PAYPAL_LIVE_API_BASE : PAYPAL_SANDBOX_API_BASE;
     n = strlen(v);
-    if (n < 8 || !paypal_conf_token(v, 512) || strchr(v, '?') ||
+    if (n < 8 || !payd_conf_token(v, 512) || strchr(v, '?') ||
         strchr(v, '#') ||
         (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid value for api_base: expected an "
-                           "http(s) URL such as %s",
-                           PAYPAL_SANDBOX_API_BASE);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid value for api_base: expected an "
+                         "http(s) URL such as %s",
+                         PAYPAL_SANDBOX_API_BASE);
     if (paypal_conf_copy(&inst->api_base, v, e) != PAYD_OK)
         return PAYD_E_NOMEM;
     while (n > 0 && inst->api_base[n - 1] == '/')
@@ -199,17 +157,17 @@ static int paypal_conf_webhooks(paypal_instance *inst, const payd_config *cfg,
     else if (strcmp(verify, "api") == 0)
         inst->verify_mode = PAYPAL_VERIFY_API;
     else
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid value for webhook_verify: "
-                           "expected offline or api");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid value for webhook_verify: "
+                         "expected offline or api");
     rc = paypal_cert_hosts_parse(inst, hosts, e);
     if (rc != PAYD_OK)
         return rc;
     if (ca != NULL) {
         if (ca[0] == '\0' || access(ca, R_OK) != 0)
-            return paypal_fail(e, PAYD_E_INVALID,
-                               "paypal: invalid value for cert_ca_file: not "
-                               "a readable file");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "paypal: invalid value for cert_ca_file: not "
+                             "a readable file");
         return paypal_conf_copy(&inst->cert_ca_file, ca, e);
     }
     return PAYD_OK;
@@ -223,10 +181,10 @@ static int paypal_conf_experience(paypal_instance *inst,
     const char *ship = inst->h->config_get(cfg, "shipping_preference");
 
     if (brand != NULL) {
-        if (!paypal_ok_text(brand, 127))
-            return paypal_fail(e, PAYD_E_INVALID,
-                               "paypal: invalid value for brand_name: "
-                               "expected 1 to 127 characters");
+        if (!payd_text_ok(brand, 127))
+            return payd_fail(e, PAYD_E_INVALID,
+                             "paypal: invalid value for brand_name: "
+                             "expected 1 to 127 characters");
         if (paypal_conf_copy(&inst->brand_name, brand, e) != PAYD_OK)
             return PAYD_E_NOMEM;
     }
@@ -234,10 +192,10 @@ static int paypal_conf_experience(paypal_instance *inst,
         if (strcmp(ship, "GET_FROM_FILE") != 0 &&
             strcmp(ship, "NO_SHIPPING") != 0 &&
             strcmp(ship, "SET_PROVIDED_ADDRESS") != 0)
-            return paypal_fail(e, PAYD_E_INVALID,
-                               "paypal: invalid value for shipping_preference: "
-                               "expected GET_FROM_FILE, NO_SHIPPING or "
-                               "SET_PROVIDED_ADDRESS");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "paypal: invalid value for shipping_preference: "
+                             "expected GET_FROM_FILE, NO_SHIPPING or "
+                             "SET_PROVIDED_ADDRESS");
         return paypal_conf_copy(&inst->shipping_preference, ship, e);
     }
     return PAYD_OK;
@@ -254,7 +212,7 @@ static int paypal_conf_public(paypal_instance *inst, payd_error *e)
     json_decref(o);
     inst->public_info = text;
     return text != NULL ? PAYD_OK
-                        : paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+                        : payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
 }
 
 /* Every key this module knows. */
@@ -281,11 +239,11 @@ static int paypal_configure(paypal_instance *inst, const payd_config *cfg,
 
     inst->name = strdup(name != NULL && name[0] != '\0' ? name : "paypal");
     if (inst->name == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
-    if ((rc = paypal_conf_int(inst, cfg, "webhook_tolerance_s", 300, 1, 86400,
-                              &tolerance, e)) != PAYD_OK ||
-        (rc = paypal_conf_int(inst, cfg, "timeout_ms", 0, 0, 600000, &timeout,
-                              e)) != PAYD_OK)
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+    if ((rc = payd_conf_int(inst->h, cfg, "webhook_tolerance_s", 300, 1,
+                            86400, &tolerance, e, "paypal")) != PAYD_OK ||
+        (rc = payd_conf_int(inst->h, cfg, "timeout_ms", 0, 0, 600000,
+                            &timeout, e, "paypal")) != PAYD_OK)
         return rc;
     inst->tolerance_s = tolerance;
     inst->timeout_ms = (long)timeout;
@@ -310,15 +268,15 @@ static int paypal_init(const payd_host *h, const payd_config *cfg,
     paypal_instance *inst;
     int rc;
 
-    PAYPAL_ERROR_GUARD(e);
+    PAYD_ERROR_GUARD(e);
     if (h == NULL || h->abi_major != PAYD_ABI_MAJOR ||
         h->struct_size < offsetof(payd_host, arena_new))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: host does not provide the ABI 1.0 "
-                           "services");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: host does not provide the ABI 1.0 "
+                         "services");
     inst = calloc(1, sizeof *inst);
     if (inst == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     inst->h = h;
     pthread_mutex_init(&inst->token_mu, NULL);
     pthread_mutex_init(&inst->cert_mu, NULL);

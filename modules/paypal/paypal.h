@@ -35,6 +35,7 @@
 #define PAYD_PAYPAL_H
 
 #include <payd/module.h>
+#include <payd/module_support.h>
 
 #include <jansson.h>
 #include <pthread.h>
@@ -117,32 +118,13 @@ typedef struct paypal_instance {
 /* paypal_abi.c                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Copy a versioned request across the ABI (bytes beyond its struct_size
- * read as zero). 0, or -1 when it has no usable struct_size. */
-int paypal_copy_in(void *dst, size_t size, const void *src);
-/* Write a v1.0 result struct, with its struct_size, into the host's. */
-void paypal_copy_out(void *dst, const void *src, size_t size);
-/* Point a NULL payd_error at a scratch one, so no path has to check. */
-#define PAYPAL_ERROR_GUARD(e)                                                 \
-    payd_error paypal_scratch_error_;                                         \
-    if ((e) == NULL) {                                                        \
-        memset(&paypal_scratch_error_, 0, sizeof paypal_scratch_error_);     \
-        (e) = &paypal_scratch_error_;                                         \
-    }
+/* Copying requests and results across the ABI, errors (payd_fail,
+ * PAYD_ERROR_GUARD), arena copies (payd_adup) and the text and currency
+ * checks (payd_text_ok, payd_currency_ok) come from payd/module_support.h. */
 
-/* Set e->code and a formatted message; returns `code`. */
-int paypal_fail(payd_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* An arena copy of `s`; NULL stays NULL; *oom is set when a copy fails. */
-const char *paypal_adup(const payd_host *h, payd_arena *a, const char *s,
-                        int *oom);
 /* 1 when `s` is 1..PAYPAL_ID_MAX characters of [A-Za-z0-9_-]: what PayPal
  * ids and payd ids look like. Ids go into URL paths; nothing else passes. */
 int paypal_ok_id(const char *s);
-/* 1 for NULL or 1..max bytes without control characters. */
-int paypal_ok_text(const char *s, size_t max);
-/* 1 for an upper-case three-letter code. */
-int paypal_ok_currency(const char *s);
 /* 1 for an http(s) URL of at most PAYPAL_URL_MAX bytes with no spaces or
  * control characters. */
 int paypal_ok_url(const char *s);

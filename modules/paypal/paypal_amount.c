@@ -45,7 +45,7 @@ static int paypal_in_list(const char *list, const char *code)
 
 int paypal_currency_exponent(const char *currency)
 {
-    if (!paypal_ok_currency(currency))
+    if (!payd_currency_ok(currency))
         return -1;
     if (paypal_in_list(paypal_zero_decimal, currency))
         return 0;

@@ -78,9 +78,9 @@ static void paypal_api_debug_id(const payd_host *h, payd_arena *a,
 {
     const char *id = h->http_header(res, "Paypal-Debug-Id");
 
-    if (id == NULL || !paypal_ok_text(id, 90))
+    if (id == NULL || !payd_text_ok(id, 90))
         id = paypal_jstr(body, "debug_id");
-    if (id == NULL || !paypal_ok_text(id, 90))
+    if (id == NULL || !payd_text_ok(id, 90))
         return;
     out->debug_id = h->strdup(a, id);
     snprintf(e->provider_request_id, sizeof e->provider_request_id, "%s", id);
@@ -101,17 +101,17 @@ int paypal_api(paypal_instance *inst, const char *method, const char *path,
 
     memset(out, 0, sizeof *out);
     if (post && (request_id == NULL ||
-                 !paypal_ok_text(request_id, PAYPAL_REQUEST_ID_MAX)))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: a POST needs a PayPal-Request-Id of 1 "
-                           "to %d characters",
-                           PAYPAL_REQUEST_ID_MAX);
+                 !payd_text_ok(request_id, PAYPAL_REQUEST_ID_MAX)))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: a POST needs a PayPal-Request-Id of 1 "
+                         "to %d characters",
+                         PAYPAL_REQUEST_ID_MAX);
     url = h->sprintf(a, "%s%s", inst->api_base, path);
     if (post)
         text = body != NULL ? json_dumps(body, JSON_COMPACT) : strdup("{}");
     if (url == NULL || (post && text == NULL)) {
         free(text);
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     }
     rc = paypal_token(inst, a, NULL, &token, e);
     for (attempt = 0; rc == PAYD_OK; attempt++) {
@@ -128,7 +128,7 @@ int paypal_api(paypal_instance *inst, const char *method, const char *path,
     if (rc != PAYD_OK) {
         /* The host's message names the method, host and curl's reason. */
         if (e->message[0] == '\0')
-            paypal_fail(e, rc, "paypal: %s %s: no answer", method, path);
+            payd_fail(e, rc, "paypal: %s %s: no answer", method, path);
         e->code = rc;
         return rc;
     }
@@ -143,10 +143,10 @@ int paypal_api(paypal_instance *inst, const char *method, const char *path,
     if (res.status >= 200 && res.status < 300) {
         if (res.body_len > 0 && !json_is_object(parsed)) {
             json_decref(parsed);
-            return paypal_fail(e, PAYD_E_TRANSIENT,
-                               "paypal: malformed response to a request that "
-                               "may have been applied (HTTP %ld)",
-                               res.status);
+            return payd_fail(e, PAYD_E_TRANSIENT,
+                             "paypal: malformed response to a request that "
+                             "may have been applied (HTTP %ld)",
+                             res.status);
         }
         out->obj = parsed;
         return PAYD_OK;

@@ -92,11 +92,11 @@ int paypal_cert_hosts_parse(paypal_instance *inst, const char *list,
             n--;
         if (inst->cert_host_count == PAYPAL_MAX_CERT_HOSTS ||
             paypal_host_port(p, n, &inst->cert_hosts[inst->cert_host_count]) != 0)
-            return paypal_fail(e, PAYD_E_INVALID,
-                               "paypal: invalid value for cert_hosts: expected "
-                               "up to %d comma-separated host or host:port "
-                               "entries",
-                               PAYPAL_MAX_CERT_HOSTS);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "paypal: invalid value for cert_hosts: expected "
+                             "up to %d comma-separated host or host:port "
+                             "entries",
+                             PAYPAL_MAX_CERT_HOSTS);
         inst->cert_host_count++;
         if (*end == '\0')
             return PAYD_OK;
@@ -110,7 +110,7 @@ int paypal_cert_url_allowed(const paypal_instance *inst, const char *url)
     const char *auth;
     size_t n, i;
 
-    if (url == NULL || !paypal_ok_text(url, PAYPAL_URL_MAX) ||
+    if (url == NULL || !payd_text_ok(url, PAYPAL_URL_MAX) ||
         strncasecmp(url, "https://", 8) != 0 || strchr(url, ' ') != NULL)
         return 0;
     auth = url + 8;
@@ -271,10 +271,10 @@ static int paypal_cert_verify(const paypal_instance *inst, X509 *leaf,
     X509_STORE_free(store);
     ERR_clear_error();
     if (!ok)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: the webhook certificate does not verify: "
-                           "%s",
-                           X509_verify_cert_error_string(err));
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: the webhook certificate does not verify: "
+                         "%s",
+                         X509_verify_cert_error_string(err));
     return PAYD_OK;
 }
 
@@ -300,19 +300,19 @@ static int paypal_cert_download(const paypal_instance *inst, const char *url,
     rc = h->http(h, &req, res, a, e);
     if (rc != PAYD_OK) {
         if (e->message[0] == '\0')
-            paypal_fail(e, rc, "paypal: could not download the webhook "
-                               "certificate");
+            payd_fail(e, rc, "paypal: could not download the webhook "
+                             "certificate");
         e->code = rc;
         return rc;
     }
     if (res->status != 200 || res->body == NULL || res->body_len == 0 ||
         res->body_len > PAYPAL_CERT_MAX)
-        return paypal_fail(e, res->status >= 500 || res->status == 429
-                                  ? PAYD_E_TRANSIENT
-                                  : PAYD_E_SIGNATURE,
-                           "paypal: the webhook certificate URL answered HTTP "
-                           "%ld",
-                           res->status);
+        return payd_fail(e, res->status >= 500 || res->status == 429
+                                ? PAYD_E_TRANSIENT
+                                : PAYD_E_SIGNATURE,
+                         "paypal: the webhook certificate URL answered HTTP "
+                         "%ld",
+                         res->status);
     return PAYD_OK;
 }
 
@@ -330,9 +330,9 @@ int paypal_cert_key(paypal_instance *inst, const char *url, payd_arena *a,
 
     *pkey = NULL;
     if (!paypal_cert_url_allowed(inst, url))
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: PAYPAL-CERT-URL is not https on an "
-                           "allowed PayPal host (cert_hosts)");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: PAYPAL-CERT-URL is not https on an "
+                         "allowed PayPal host (cert_hosts)");
     k = paypal_cert_cached(inst, url, now);
     if (k != NULL) {
         *pkey = k;
@@ -343,16 +343,16 @@ int paypal_cert_key(paypal_instance *inst, const char *url, payd_arena *a,
         return rc;
     if (paypal_cert_parse(res.body, res.body_len, &leaf, &chain) != 0) {
         sk_X509_pop_free(chain, X509_free);
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: the webhook certificate URL did not "
-                           "answer a PEM certificate");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: the webhook certificate URL did not "
+                         "answer a PEM certificate");
     }
     rc = paypal_cert_verify(inst, leaf, chain, now, &not_after, e);
     k = rc == PAYD_OK ? X509_get_pubkey(leaf) : NULL;
     if (rc == PAYD_OK && k == NULL)
-        rc = paypal_fail(e, PAYD_E_SIGNATURE,
-                         "paypal: the webhook certificate has no usable "
-                         "public key");
+        rc = payd_fail(e, PAYD_E_SIGNATURE,
+                       "paypal: the webhook certificate has no usable "
+                       "public key");
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
     if (rc != PAYD_OK)

@@ -64,30 +64,13 @@ const char *paypal_error_issue(json_t *body)
     return issue != NULL ? issue : paypal_jstr(body, "name");
 }
 
-/* 1 when `msg` holds a run of 12 or more digits (spaces and dashes
- * between them allowed): anything that might be part of a card number. */
-static int paypal_has_digit_run(const char *msg)
-{
-    int run = 0;
-
-    for (; *msg != '\0'; msg++) {
-        if (*msg >= '0' && *msg <= '9') {
-            if (++run >= 12)
-                return 1;
-        } else if (*msg != ' ' && *msg != '-') {
-            run = 0;
-        }
-    }
-    return 0;
-}
-
 void paypal_safe_message(const char *msg, const char *fallback, char *out,
                          size_t out_len)
 {
     if (out_len == 0)
         return;
-    if (msg == NULL || msg[0] == '\0' || !paypal_ok_text(msg, 1000) ||
-        paypal_has_digit_run(msg))
+    if (msg == NULL || msg[0] == '\0' || !payd_text_ok(msg, 1000) ||
+        payd_has_card_digits(msg))
         msg = fallback;
     snprintf(out, out_len, "%s", msg);
 }
@@ -104,8 +87,8 @@ static int paypal_error_text(payd_error *e, int code, json_t *body,
         desc = paypal_jstr(body, "message");
     paypal_safe_message(desc, fallback, safe, sizeof safe);
     if (issue != NULL && paypal_ok_id(issue))
-        return paypal_fail(e, code, "paypal: %s: %s", issue, safe);
-    return paypal_fail(e, code, "paypal: %s", safe);
+        return payd_fail(e, code, "paypal: %s: %s", issue, safe);
+    return payd_fail(e, code, "paypal: %s", safe);
 }
 
 int paypal_error_map(long status, json_t *body, payd_error *e)
@@ -114,16 +97,16 @@ int paypal_error_map(long status, json_t *body, payd_error *e)
     size_t i;
 
     if (status == 401 || status == 403)
-        return paypal_fail(e, PAYD_E_AUTH,
-                           "paypal: the API rejected the client credentials "
-                           "(HTTP %ld)",
-                           status);
+        return payd_fail(e, PAYD_E_AUTH,
+                         "paypal: the API rejected the client credentials "
+                         "(HTTP %ld)",
+                         status);
     if (status == 429)
-        return paypal_fail(e, PAYD_E_TRANSIENT,
-                           "paypal: rate limited (HTTP 429)");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: rate limited (HTTP 429)");
     if (status >= 500)
-        return paypal_fail(e, PAYD_E_TRANSIENT,
-                           "paypal: provider error (HTTP %ld)", status);
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: provider error (HTTP %ld)", status);
     for (i = 0; issue != NULL &&
                 i < sizeof paypal_declines / sizeof *paypal_declines;
          i++) {
@@ -136,7 +119,7 @@ int paypal_error_map(long status, json_t *body, payd_error *e)
                  paypal_declines[i].payd);
         paypal_safe_message(paypal_jstr(body, "details.0.description"),
                             "The payment was declined.", safe, sizeof safe);
-        return paypal_fail(e, PAYD_E_DECLINED, "%s", safe);
+        return payd_fail(e, PAYD_E_DECLINED, "%s", safe);
     }
     if (status == 409 && issue != NULL &&
         strcmp(issue, "PREVIOUS_REQUEST_IN_PROGRESS") == 0)
@@ -154,6 +137,6 @@ int paypal_error_map(long status, json_t *body, payd_error *e)
     if (status >= 400)
         return paypal_error_text(e, PAYD_E_INVALID, body,
                                  "the request was rejected");
-    return paypal_fail(e, PAYD_E_TRANSIENT,
-                       "paypal: unexpected HTTP status %ld", status);
+    return payd_fail(e, PAYD_E_TRANSIENT,
+                     "paypal: unexpected HTTP status %ld", status);
 }

@@ -60,7 +60,7 @@ int64_t paypal_jint(json_t *o, const char *path, int64_t def)
 const char *paypal_jdup(const payd_host *h, payd_arena *a, json_t *o,
                         const char *path, int *oom)
 {
-    return paypal_adup(h, a, paypal_jstr(o, path), oom);
+    return payd_adup(h, a, paypal_jstr(o, path), oom);
 }
 
 /* 1 for https, or http towards a loopback fake. */

@@ -146,24 +146,24 @@ int paypal_order_result(const paypal_instance *inst, json_t *order,
     memset(out, 0, sizeof *out);
     out->struct_size = (uint32_t)sizeof *out;
     if (!paypal_ok_id(id) || status < 0)
-        return paypal_fail(e, PAYD_E_TRANSIENT,
-                           "paypal: the answer is not an order payd can read");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: the answer is not an order payd can read");
     paypal_amount_read(paypal_jget(pu, "amount"), &out->amount, NULL);
     if (status == 0)
         status = paypal_order_payments(pu, out);
     if (status == 0)
-        return paypal_fail(e, PAYD_E_TRANSIENT,
-                           "paypal: the order's payment has a status payd "
-                           "does not know");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: the order's payment has a status payd "
+                         "does not know");
     out->status = status;
-    out->provider_ref = paypal_adup(h, a, id, &oom);
+    out->provider_ref = payd_adup(h, a, id, &oom);
     if (status == PAYD_PS_REQUIRES_ACTION) {
         const char *url = paypal_link(paypal_jget(order, "links"),
                                       paypal_action_rels);
 
         if (url != NULL) {
             out->next_action = PAYD_NA_REDIRECT_URL;
-            out->next_action_url = paypal_adup(h, a, url, &oom);
+            out->next_action_url = payd_adup(h, a, url, &oom);
         }
     }
     if (status == PAYD_PS_FAILED) {
@@ -172,7 +172,7 @@ int paypal_order_result(const paypal_instance *inst, json_t *order,
     }
     out->raw = paypal_raw_redacted(h, a, order);
     if (oom || out->raw == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     return PAYD_OK;
 }
 
@@ -208,9 +208,9 @@ json_t *paypal_order_create_body(const paypal_instance *inst,
 
     if (paypal_amount_format(req->amount, req->currency,
                              req->currency_exponent, value) != PAYD_OK) {
-        paypal_fail(e, PAYD_E_INVALID,
-                    "paypal: %s amounts must be whole units at PayPal",
-                    req->currency);
+        payd_fail(e, PAYD_E_INVALID,
+                  "paypal: %s amounts must be whole units at PayPal",
+                  req->currency);
         return NULL;
     }
     pu = json_pack("{s:s?, s:s, s:s?, s:{s:s, s:s}}", "reference_id",
@@ -225,7 +225,7 @@ json_t *paypal_order_create_body(const paypal_instance *inst,
                      "experience_context", ctx);
     if (body == NULL || pu == NULL || ctx == NULL) {
         json_decref(body);
-        paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
         return NULL;
     }
     paypal_json_put(pu, "description", paypal_json_text(req->description, 127));
@@ -250,23 +250,23 @@ static int paypal_order_check(const payd_payment_req *req, int need_ref,
                               payd_error *e)
 {
     if (need_ref && !paypal_ok_id(req->provider_ref))
-        return paypal_fail(e, req->provider_ref == NULL ? PAYD_E_INVALID
-                                                        : PAYD_E_NOTFOUND,
-                           "paypal: provider_ref must be a PayPal order id");
-    if (!paypal_ok_text(req->payment_id, PAYPAL_ID_MAX) ||
-        !paypal_ok_text(req->order_id, PAYPAL_ID_MAX) ||
-        !paypal_ok_text(req->order_number, PAYPAL_ID_MAX))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid payment_id, order_id or "
-                           "order_number");
+        return payd_fail(e, req->provider_ref == NULL ? PAYD_E_INVALID
+                                                      : PAYD_E_NOTFOUND,
+                         "paypal: provider_ref must be a PayPal order id");
+    if (!payd_text_ok(req->payment_id, PAYPAL_ID_MAX) ||
+        !payd_text_ok(req->order_id, PAYPAL_ID_MAX) ||
+        !payd_text_ok(req->order_number, PAYPAL_ID_MAX))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid payment_id, order_id or "
+                         "order_number");
     if (req->return_url != NULL && !paypal_ok_url(req->return_url))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: return_url must be an http(s) URL");
-    if (!paypal_ok_text(req->description, 2000) ||
-        !paypal_ok_text(req->statement_descriptor_suffix, 22))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid description or "
-                           "statement_descriptor_suffix");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: return_url must be an http(s) URL");
+    if (!payd_text_ok(req->description, 2000) ||
+        !payd_text_ok(req->statement_descriptor_suffix, 22))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid description or "
+                         "statement_descriptor_suffix");
     return PAYD_OK;
 }
 
@@ -287,10 +287,10 @@ static int paypal_order_finish(const paypal_instance *inst, paypal_answer *ans,
     if (confirming && out.status == PAYD_PS_FAILED) {
         snprintf(e->failure_code, sizeof e->failure_code, "%s",
                  out.failure_code);
-        paypal_fail(e, PAYD_E_DECLINED, "%s", out.failure_message);
+        payd_fail(e, PAYD_E_DECLINED, "%s", out.failure_message);
         rc = PAYD_E_DECLINED;
     }
-    paypal_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return rc;
 }
 
@@ -302,9 +302,36 @@ static int paypal_order_get(paypal_instance *inst, const char *id,
 
     if (path == NULL) {
         memset(ans, 0, sizeof *ans);
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     }
     return paypal_api(inst, "GET", path, NULL, NULL, a, ans, e);
+}
+
+/*
+ * The start of every operation on an existing order: read the request
+ * across the ABI into *req, check it names an order, and GET that order
+ * into *ans. PAYD_OK with ans->obj owned by the caller; otherwise the
+ * error of the step that failed, with ans->obj NULL (nothing to free).
+ */
+static int paypal_order_fetch(paypal_instance *inst,
+                              const payd_payment_req *req_in,
+                              payd_payment_req *req, payd_arena *a,
+                              paypal_answer *ans, payd_error *e)
+{
+    int rc;
+
+    memset(ans, 0, sizeof *ans);
+    if (payd_copy_in(req, sizeof *req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    rc = paypal_order_check(req, 1, e);
+    if (rc != PAYD_OK)
+        return rc;
+    rc = paypal_order_get(inst, req->provider_ref, a, ans, e);
+    if (rc != PAYD_OK) {
+        json_decref(ans->obj);
+        ans->obj = NULL;
+    }
+    return rc;
 }
 
 /* Forget an error that turned out to be an answer; keep the debug id. */
@@ -348,22 +375,22 @@ int paypal_create(void *state, const payd_payment_req *req_in,
     json_t *body;
     int rc;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = paypal_order_check(&req, 0, e);
     if (rc != PAYD_OK)
         return rc;
-    if (!paypal_ok_text(req.payment_id, PAYPAL_ID_MAX) || req.payment_id == NULL)
-        return paypal_fail(e, PAYD_E_INVALID, "paypal: payment_id is required");
-    if (req.amount <= 0 || !paypal_ok_currency(req.currency) ||
+    if (!payd_text_ok(req.payment_id, PAYPAL_ID_MAX) || req.payment_id == NULL)
+        return payd_fail(e, PAYD_E_INVALID, "paypal: payment_id is required");
+    if (req.amount <= 0 || !payd_currency_ok(req.currency) ||
         req.currency_exponent < 0 || req.currency_exponent > 4)
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: a positive amount and an upper-case ISO "
-                           "4217 currency are required");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: a positive amount and an upper-case ISO "
+                         "4217 currency are required");
     if (req.capture_method != PAYD_CAPTURE_AUTOMATIC &&
         req.capture_method != PAYD_CAPTURE_MANUAL)
-        return paypal_fail(e, PAYD_E_INVALID, "paypal: invalid capture_method");
+        return payd_fail(e, PAYD_E_INVALID, "paypal: invalid capture_method");
     body = paypal_order_create_body(inst, &req, e);
     if (body == NULL)
         return e->code;
@@ -407,9 +434,9 @@ int paypal_confirm(void *state, const payd_payment_req *req_in,
     const char *path, *issue, *link;
     int rc;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = paypal_order_check(&req, 1, e);
     if (rc != PAYD_OK)
         return rc;
@@ -418,7 +445,7 @@ int paypal_confirm(void *state, const payd_payment_req *req_in,
                                 ? "authorize"
                                 : "capture");
     if (path == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     rc = paypal_api(inst, "POST", path, NULL, req.idempotency_key, a, &ans, e);
     if (rc == PAYD_OK)
         return paypal_order_finish(inst, &ans, 1, res, a, e);
@@ -438,17 +465,17 @@ int paypal_confirm(void *state, const payd_payment_req *req_in,
         memset(&out, 0, sizeof out);
         out.struct_size = (uint32_t)sizeof out;
         out.status = PAYD_PS_REQUIRES_ACTION;
-        out.provider_ref = paypal_adup(inst->h, a, req.provider_ref, &oom);
+        out.provider_ref = payd_adup(inst->h, a, req.provider_ref, &oom);
         out.next_action = PAYD_NA_REDIRECT_URL;
-        out.next_action_url = paypal_adup(inst->h, a, link, &oom);
+        out.next_action_url = payd_adup(inst->h, a, link, &oom);
         out.amount = req.amount;
         out.raw = paypal_raw_redacted(inst->h, a, ans.obj);
         out.provider_request_id = ans.debug_id;
         json_decref(ans.obj);
         if (oom || out.raw == NULL)
-            return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+            return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
         paypal_error_clear(e);
-        paypal_copy_out(res, &out, sizeof out);
+        payd_copy_out(res, &out, sizeof out);
         return PAYD_OK;
     }
     json_decref(ans.obj);
@@ -482,11 +509,11 @@ static int paypal_capture_finish(const paypal_instance *inst,
     out.status = paypal_capture_status(paypal_jstr(ans->obj, "status"));
     if (out.status == 0 || !paypal_ok_id(paypal_jstr(ans->obj, "id"))) {
         json_decref(ans->obj);
-        return paypal_fail(e, PAYD_E_TRANSIENT,
-                           "paypal: the answer is not a capture payd can read");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: the answer is not a capture payd can read");
     }
     paypal_amount_read(paypal_jget(ans->obj, "amount"), &captured, NULL);
-    out.provider_ref = paypal_adup(inst->h, a, req->provider_ref, &oom);
+    out.provider_ref = payd_adup(inst->h, a, req->provider_ref, &oom);
     out.amount = authorized;
     if (out.status == PAYD_PS_SUCCEEDED)
         out.amount_captured = captured;
@@ -499,8 +526,8 @@ static int paypal_capture_finish(const paypal_instance *inst,
     json_decref(ans->obj);
     ans->obj = NULL;
     if (oom || out.raw == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
-    paypal_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -524,19 +551,14 @@ int paypal_capture(void *state, const payd_payment_req *req_in,
     int64_t authorized = 0;
     int rc;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
-    rc = paypal_order_check(&req, 1, e);
+    PAYD_ERROR_GUARD(e);
+    rc = paypal_order_fetch(inst, req_in, &req, a, &ans, e);
     if (rc != PAYD_OK)
         return rc;
-    if (req.amount_to_capture < 0)
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid amount_to_capture");
-    rc = paypal_order_get(inst, req.provider_ref, a, &ans, e);
-    if (rc != PAYD_OK) {
+    if (req.amount_to_capture < 0) {
         json_decref(ans.obj);
-        return rc;
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid amount_to_capture");
     }
     auth = paypal_order_authorization(ans.obj);
     if (auth == NULL ||
@@ -549,22 +571,22 @@ int paypal_capture(void *state, const payd_payment_req *req_in,
             auth != NULL)
             return paypal_order_finish(inst, &ans, 0, res, a, e);
         json_decref(ans.obj);
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: the order has no authorization to capture");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: the order has no authorization to capture");
     }
     if (req.amount_to_capture > authorized) {
         json_decref(ans.obj);
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: amount_to_capture exceeds the authorized "
-                           "amount");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: amount_to_capture exceeds the authorized "
+                         "amount");
     }
     if (req.amount_to_capture > 0 && req.amount_to_capture < authorized) {
         if (paypal_amount_format(req.amount_to_capture, currency,
                                  paypal_currency_exponent(currency),
                                  value) != PAYD_OK) {
             json_decref(ans.obj);
-            return paypal_fail(e, PAYD_E_INVALID,
-                               "paypal: the amount cannot be sent to PayPal");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "paypal: the amount cannot be sent to PayPal");
         }
         body = json_pack("{s:{s:s, s:s}, s:b}", "amount", "currency_code",
                          currency, "value", value, "final_capture", 1);
@@ -574,7 +596,7 @@ int paypal_capture(void *state, const payd_payment_req *req_in,
     json_decref(ans.obj);
     if (path == NULL) {
         json_decref(body);
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     }
     rc = paypal_api(inst, "POST", path, body, req.idempotency_key, a, &ans, e);
     json_decref(body);
@@ -601,13 +623,13 @@ static int paypal_cancel_result(const paypal_instance *inst,
     memset(&out, 0, sizeof out);
     out.struct_size = (uint32_t)sizeof out;
     out.status = PAYD_PS_CANCELED;
-    out.provider_ref = paypal_adup(inst->h, a, req->provider_ref, &oom);
+    out.provider_ref = payd_adup(inst->h, a, req->provider_ref, &oom);
     out.amount = req->amount;
     out.raw = paypal_raw_redacted(inst->h, a, raw);
     out.provider_request_id = debug_id;
     if (oom || out.raw == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
-    paypal_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -627,17 +649,10 @@ int paypal_cancel(void *state, const payd_payment_req *req_in,
     const char *path;
     int rc, order_status, auth_status = 0;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
-    rc = paypal_order_check(&req, 1, e);
+    PAYD_ERROR_GUARD(e);
+    rc = paypal_order_fetch(inst, req_in, &req, a, &ans, e);
     if (rc != PAYD_OK)
         return rc;
-    rc = paypal_order_get(inst, req.provider_ref, a, &ans, e);
-    if (rc != PAYD_OK) {
-        json_decref(ans.obj);
-        return rc;
-    }
     order_status = paypal_order_status(paypal_jstr(ans.obj, "status"));
     auth = paypal_order_authorization(ans.obj);
     if (auth != NULL)
@@ -651,15 +666,15 @@ int paypal_cancel(void *state, const payd_payment_req *req_in,
     }
     if (auth_status != PAYD_PS_REQUIRES_CAPTURE) {
         json_decref(ans.obj);
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: the payment cannot be canceled in its "
-                           "state at PayPal (refund a captured payment)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: the payment cannot be canceled in its "
+                         "state at PayPal (refund a captured payment)");
     }
     path = inst->h->sprintf(a, "/v2/payments/authorizations/%s/void",
                             paypal_jstr(auth, "id"));
     json_decref(ans.obj);
     if (path == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     rc = paypal_api(inst, "POST", path, NULL, req.idempotency_key, a, &vans, e);
     if (rc == PAYD_OK)
         rc = paypal_cancel_result(inst, &req, vans.obj, vans.debug_id, res, a, e);
@@ -686,16 +701,9 @@ int paypal_retrieve(void *state, const payd_payment_req *req_in,
     paypal_answer ans;
     int rc;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
-    rc = paypal_order_check(&req, 1, e);
+    PAYD_ERROR_GUARD(e);
+    rc = paypal_order_fetch(inst, req_in, &req, a, &ans, e);
     if (rc != PAYD_OK)
         return rc;
-    rc = paypal_order_get(inst, req.provider_ref, a, &ans, e);
-    if (rc != PAYD_OK) {
-        json_decref(ans.obj);
-        return rc;
-    }
     return paypal_order_finish(inst, &ans, 0, res, a, e);
 }

@@ -54,10 +54,10 @@ static int paypal_refund_finish(const paypal_instance *inst,
     out.status = paypal_refund_status(paypal_jstr(re, "status"));
     if (!paypal_ok_id(id) || out.status == 0) {
         json_decref(re);
-        return paypal_fail(e, PAYD_E_TRANSIENT,
-                           "paypal: the answer is not a refund payd can read");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: the answer is not a refund payd can read");
     }
-    out.refund_ref = paypal_adup(h, a, id, &oom);
+    out.refund_ref = payd_adup(h, a, id, &oom);
     if (out.status == PAYD_RS_FAILED || out.status == PAYD_RS_CANCELED) {
         const char *reason = paypal_jstr(re, "status_details.reason");
 
@@ -75,8 +75,8 @@ static int paypal_refund_finish(const paypal_instance *inst,
     out.provider_request_id = ans->debug_id;
     json_decref(re);
     if (oom || out.raw == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
-    paypal_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -115,24 +115,24 @@ int paypal_refund(void *state, const payd_refund_req *req_in,
     json_t *body;
     int rc;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (!paypal_ok_id(req.provider_ref))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: provider_ref must be a PayPal order id");
-    if (req.refund_id == NULL || !paypal_ok_text(req.refund_id, PAYPAL_ID_MAX) ||
-        !paypal_ok_text(req.payment_id, PAYPAL_ID_MAX))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: invalid refund_id or payment_id");
-    if (req.amount <= 0 || !paypal_ok_currency(req.currency) ||
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: provider_ref must be a PayPal order id");
+    if (req.refund_id == NULL || !payd_text_ok(req.refund_id, PAYPAL_ID_MAX) ||
+        !payd_text_ok(req.payment_id, PAYPAL_ID_MAX))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: invalid refund_id or payment_id");
+    if (req.amount <= 0 || !payd_currency_ok(req.currency) ||
         paypal_amount_format(req.amount, req.currency, req.currency_exponent,
                              value) != PAYD_OK)
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: the refund amount cannot be sent to PayPal");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: the refund amount cannot be sent to PayPal");
     path = inst->h->sprintf(a, "/v2/checkout/orders/%s", req.provider_ref);
     if (path == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     rc = paypal_api(inst, "GET", path, NULL, NULL, a, &ans, e);
     if (rc != PAYD_OK) {
         json_decref(ans.obj);
@@ -144,15 +144,15 @@ int paypal_refund(void *state, const payd_refund_req *req_in,
                : NULL;
     json_decref(ans.obj);
     if (capture == NULL)
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: the order has no completed capture to "
-                           "refund");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: the order has no completed capture to "
+                         "refund");
     if (path == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     body = json_pack("{s:{s:s, s:s}, s:s}", "amount", "value", value,
                      "currency_code", req.currency, "custom_id", req.refund_id);
     if (body == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     if (req.reason != NULL && strcmp(req.reason, "duplicate") == 0)
         json_object_set_new(body, "note_to_payer",
                             json_string("Refund of a duplicate payment"));
@@ -180,16 +180,16 @@ int paypal_refund_retrieve(void *state, const payd_refund_req *req_in,
     const char *path;
     int rc;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (!paypal_ok_id(req.refund_ref))
-        return paypal_fail(e, req.refund_ref == NULL ? PAYD_E_INVALID
-                                                     : PAYD_E_NOTFOUND,
-                           "paypal: refund_ref must be a PayPal refund id");
+        return payd_fail(e, req.refund_ref == NULL ? PAYD_E_INVALID
+                                                   : PAYD_E_NOTFOUND,
+                         "paypal: refund_ref must be a PayPal refund id");
     path = inst->h->sprintf(a, "/v2/payments/refunds/%s", req.refund_ref);
     if (path == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     rc = paypal_api(inst, "GET", path, NULL, NULL, a, &ans, e);
     if (rc != PAYD_OK) {
         json_decref(ans.obj);

@@ -120,11 +120,11 @@ int paypal_check_time(int64_t t, int64_t now, int64_t tolerance_s,
     int64_t skew = now > t ? now - t : t - now;
 
     if (skew > tolerance_s)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: PAYPAL-TRANSMISSION-TIME is %lld s %s now "
-                           "(tolerance %lld s)",
-                           (long long)skew, t < now ? "before" : "after",
-                           (long long)tolerance_s);
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: PAYPAL-TRANSMISSION-TIME is %lld s %s now "
+                         "(tolerance %lld s)",
+                         (long long)skew, t < now ? "before" : "after",
+                         (long long)tolerance_s);
     return PAYD_OK;
 }
 
@@ -158,28 +158,28 @@ static int paypal_verify_offline(paypal_instance *inst, payd_arena *a,
     int rc, ok;
 
     if (!paypal_cert_url_allowed(inst, s->cert_url))
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: PAYPAL-CERT-URL is not https on an "
-                           "allowed PayPal host (cert_hosts)");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: PAYPAL-CERT-URL is not https on an "
+                         "allowed PayPal host (cert_hosts)");
     n = strlen(s->transmission_sig) <= PAYPAL_SIG_B64_MAX
             ? h->base64_decode(a, s->transmission_sig, &sig)
             : -1;
     if (n <= 0 || n > 1024)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: PAYPAL-TRANSMISSION-SIG is not base64 of "
-                           "a signature");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: PAYPAL-TRANSMISSION-SIG is not base64 of "
+                         "a signature");
     msg = paypal_signed_message(h, a, s, inst->webhook_id, body, body_len);
     if (msg == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     rc = paypal_cert_key(inst, s->cert_url, a, &pkey, e);
     if (rc != PAYD_OK)
         return rc;
     ok = paypal_rsa_sha256_ok(pkey, msg, sig, (size_t)n);
     EVP_PKEY_free(pkey);
     if (!ok)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: PAYPAL-TRANSMISSION-SIG does not match "
-                           "the delivery");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: PAYPAL-TRANSMISSION-SIG does not match "
+                         "the delivery");
     return PAYD_OK;
 }
 
@@ -194,8 +194,8 @@ static int paypal_verify_api(paypal_instance *inst, payd_arena *a,
     int rc;
 
     if (!json_is_object(event))
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: the body is not a JSON event");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: the body is not a JSON event");
     key = inst->h->sprintf(a, "payd-webhook-verify-%.80s", s->transmission_id);
     body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "auth_algo",
                      s->auth_algo, "cert_url", s->cert_url, "transmission_id",
@@ -205,17 +205,17 @@ static int paypal_verify_api(paypal_instance *inst, payd_arena *a,
                      "webhook_event", event);
     if (key == NULL || body == NULL) {
         json_decref(body);
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     }
     rc = paypal_api(inst, "POST", "/v1/notifications/verify-webhook-signature",
                     body, key, a, &ans, e);
     json_decref(body);
     verdict = paypal_jstr(ans.obj, "verification_status");
     if (rc == PAYD_OK && (verdict == NULL || strcmp(verdict, "SUCCESS") != 0))
-        rc = paypal_fail(e, PAYD_E_SIGNATURE,
-                         "paypal: verify-webhook-signature answered %s",
-                         verdict != NULL && paypal_ok_id(verdict) ? verdict
-                                                                  : "no verdict");
+        rc = payd_fail(e, PAYD_E_SIGNATURE,
+                       "paypal: verify-webhook-signature answered %s",
+                       verdict != NULL && paypal_ok_id(verdict) ? verdict
+                                                                : "no verdict");
     else if (rc == PAYD_E_INVALID || rc == PAYD_E_NOTFOUND ||
              rc == PAYD_E_DECLINED || rc == PAYD_E_PROVIDER)
         /* PayPal refused to look at it: not a delivery payd can trust. */
@@ -233,27 +233,27 @@ int paypal_signature_verify(paypal_instance *inst, payd_arena *a,
     int rc;
 
     if (inst->webhook_id == NULL)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: no webhook_id is configured for this "
-                           "instance");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: no webhook_id is configured for this "
+                         "instance");
     if (s->transmission_id == NULL || s->transmission_time == NULL ||
         s->transmission_sig == NULL || s->cert_url == NULL ||
         s->auth_algo == NULL)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: a PAYPAL-TRANSMISSION-ID, -TIME, -SIG, "
-                           "PAYPAL-CERT-URL or PAYPAL-AUTH-ALGO header is "
-                           "missing");
-    if (!paypal_ok_text(s->transmission_id, 128) ||
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: a PAYPAL-TRANSMISSION-ID, -TIME, -SIG, "
+                         "PAYPAL-CERT-URL or PAYPAL-AUTH-ALGO header is "
+                         "missing");
+    if (!payd_text_ok(s->transmission_id, 128) ||
         strchr(s->transmission_id, '|') != NULL)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: malformed PAYPAL-TRANSMISSION-ID");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: malformed PAYPAL-TRANSMISSION-ID");
     if (strcmp(s->auth_algo, "SHA256withRSA") != 0)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: PAYPAL-AUTH-ALGO must be SHA256withRSA");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: PAYPAL-AUTH-ALGO must be SHA256withRSA");
     if (paypal_parse_time(s->transmission_time, &t) != 0)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: PAYPAL-TRANSMISSION-TIME is not an RFC "
-                           "3339 time");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: PAYPAL-TRANSMISSION-TIME is not an RFC "
+                         "3339 time");
     rc = paypal_check_time(t, inst->h->now(inst->h), inst->tolerance_s, e);
     if (rc != PAYD_OK)
         return rc;

@@ -67,14 +67,14 @@ static int paypal_token_parse(const payd_host *h, payd_arena *a,
 
     if (!paypal_token_ok(t) || expires <= 0 ||
         (type != NULL && strcasecmp(type, "Bearer") != 0)) {
-        rc = paypal_fail(e, PAYD_E_TRANSIENT,
-                         "paypal: the token endpoint answered without a "
-                         "usable bearer token");
+        rc = payd_fail(e, PAYD_E_TRANSIENT,
+                       "paypal: the token endpoint answered without a "
+                       "usable bearer token");
     } else {
         *token = h->strdup(a, t);
         *ttl = paypal_token_ttl(expires);
         if (*token == NULL)
-            rc = paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+            rc = payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     }
     json_decref(o);
     return rc;
@@ -107,18 +107,18 @@ static int paypal_token_fetch(paypal_instance *inst, payd_arena *a,
     req.username = inst->client_id;
     req.password = inst->client_secret;
     if (req.url == NULL)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     memset(&res, 0, sizeof res);
     res.struct_size = (uint32_t)sizeof res;
     rc = h->http(h, &req, &res, a, e);
     if (rc != PAYD_OK) {
         if (e->message[0] == '\0')
-            paypal_fail(e, rc, "paypal: POST /v1/oauth2/token: no answer");
+            payd_fail(e, rc, "paypal: POST /v1/oauth2/token: no answer");
         e->code = rc;
         return rc;
     }
     debug_id = h->http_header(&res, "Paypal-Debug-Id");
-    if (debug_id != NULL && paypal_ok_text(debug_id, 90))
+    if (debug_id != NULL && payd_text_ok(debug_id, 90))
         snprintf(e->provider_request_id, sizeof e->provider_request_id, "%s",
                  debug_id);
     h->log(h, PAYD_LOG_DEBUG, "paypal: POST /v1/oauth2/token -> %ld",
@@ -126,13 +126,13 @@ static int paypal_token_fetch(paypal_instance *inst, payd_arena *a,
     if (res.status >= 200 && res.status < 300)
         return paypal_token_parse(h, a, &res, token, ttl, e);
     if (res.status == 400 || res.status == 401 || res.status == 403)
-        return paypal_fail(e, PAYD_E_AUTH,
-                           "paypal: the token endpoint rejected the client "
-                           "credentials (HTTP %ld)",
-                           res.status);
-    return paypal_fail(e, PAYD_E_TRANSIENT,
-                       "paypal: the token endpoint answered HTTP %ld",
-                       res.status);
+        return payd_fail(e, PAYD_E_AUTH,
+                         "paypal: the token endpoint rejected the client "
+                         "credentials (HTTP %ld)",
+                         res.status);
+    return payd_fail(e, PAYD_E_TRANSIENT,
+                     "paypal: the token endpoint answered HTTP %ld",
+                     res.status);
 }
 
 /* A cached token, unless it is `stale`. */

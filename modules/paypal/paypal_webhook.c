@@ -62,7 +62,7 @@ static const char *paypal_event_id(const payd_host *h, payd_arena *a,
 {
     const char *s = paypal_jstr(o, path);
 
-    return paypal_ok_id(s) ? paypal_adup(h, a, s, oom) : NULL;
+    return paypal_ok_id(s) ? payd_adup(h, a, s, oom) : NULL;
 }
 
 /* amount/currency of the Money object at `path` into out. */
@@ -75,7 +75,7 @@ static void paypal_event_amount(const payd_host *h, payd_arena *a, json_t *o,
     if (paypal_amount_read(paypal_jget(o, path), &minor, &currency) != PAYD_OK)
         return;
     out->amount = minor;
-    out->currency = paypal_adup(h, a, currency, oom);
+    out->currency = payd_adup(h, a, currency, oom);
 }
 
 static void paypal_event_fill(const payd_host *h, payd_arena *a, int kind,
@@ -126,15 +126,15 @@ int paypal_event_map(const payd_host *h, payd_arena *a, json_t *ev,
     int oom = 0;
 
     if (!json_is_object(ev) || !paypal_ok_id(paypal_jstr(ev, "id")) ||
-        type == NULL || !paypal_ok_text(type, 128) || !json_is_object(resource))
-        return paypal_fail(e, PAYD_E_INVALID,
-                           "paypal: not a PayPal event (id, event_type and "
-                           "resource are required)");
+        type == NULL || !payd_text_ok(type, 128) || !json_is_object(resource))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "paypal: not a PayPal event (id, event_type and "
+                         "resource are required)");
     memset(out, 0, sizeof *out);
     out->struct_size = (uint32_t)sizeof *out;
     out->type = PAYD_EV_IGNORED;
     out->provider_event_id = paypal_jdup(h, a, ev, "id", &oom);
-    out->provider_type = paypal_adup(h, a, type, &oom);
+    out->provider_type = payd_adup(h, a, type, &oom);
     if (paypal_parse_time(paypal_jstr(ev, "create_time"), &t) == 0)
         out->occurred_at = t;
     for (i = 0; i < sizeof paypal_events / sizeof paypal_events[0]; i++) {
@@ -145,7 +145,7 @@ int paypal_event_map(const payd_host *h, payd_arena *a, json_t *ev,
         break;
     }
     if (oom)
-        return paypal_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "paypal: out of memory");
     return PAYD_OK;
 }
 
@@ -196,18 +196,18 @@ int paypal_webhook(void *state, const payd_webhook_req *req_in,
     json_t *ev = NULL;
     int dup, rc;
 
-    PAYPAL_ERROR_GUARD(e);
-    if (paypal_copy_in(&req, sizeof req, req_in) != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (req.body == NULL && req.body_len != 0)
-        return paypal_fail(e, PAYD_E_INVALID, "webhook body missing");
+        return payd_fail(e, PAYD_E_INVALID, "webhook body missing");
     if (req.body_len > PAYPAL_WEBHOOK_BODY_MAX)
-        return paypal_fail(e, PAYD_E_INVALID, "webhook body too large");
+        return payd_fail(e, PAYD_E_INVALID, "webhook body too large");
     body = req.body != NULL ? req.body : "";
     paypal_webhook_headers(&req, &sig, &dup);
     if (dup)
-        return paypal_fail(e, PAYD_E_SIGNATURE,
-                           "paypal: a PAYPAL-* signature header came twice");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "paypal: a PAYPAL-* signature header came twice");
     if (inst->verify_mode == PAYPAL_VERIFY_API)
         ev = json_loadb(body, req.body_len, JSON_REJECT_DUPLICATES, NULL);
     rc = paypal_signature_verify(inst, a, &sig, body, req.body_len, ev, e);
@@ -221,6 +221,6 @@ int paypal_webhook(void *state, const payd_webhook_req *req_in,
     json_decref(ev);
     if (rc != PAYD_OK)
         return rc;
-    paypal_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }

@@ -34,7 +34,6 @@
 #include "smtp.h"
 
 #include <dlfcn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,22 +57,6 @@ typedef struct smtp_instance {
     long timeout_ms;
     smtp_template tpl[SMTP_KIND_COUNT];
 } smtp_instance;
-
-static int smtp_error(payd_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int smtp_error(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e == NULL)
-        return code;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 /* 1 when `s` is 1..max bytes with no control characters. */
 static int smtp_text_ok(const char *s, size_t max)
@@ -182,18 +165,18 @@ static int smtp_parse_bcc(smtp_instance *s, const char *list, payd_error *e)
         if (n == 0)
             break;
         if (s->bcc_count >= SMTP_MAX_BCC)
-            return smtp_error(e, PAYD_E_INVALID,
-                              "smtp: invalid value for bcc: at most %d addresses",
-                              SMTP_MAX_BCC);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "smtp: invalid value for bcc: at most %d addresses",
+                             SMTP_MAX_BCC);
         addr = strndup(p, n);
         if (addr == NULL)
-            return smtp_error(e, PAYD_E_NOMEM, "smtp: out of memory");
+            return payd_fail(e, PAYD_E_NOMEM, "smtp: out of memory");
         s->bcc[s->bcc_count++] = addr;
         if (!smtp_address_ok(addr))
-            return smtp_error(e, PAYD_E_INVALID,
-                              "smtp: invalid value for bcc: '%.60s' is not a "
-                              "plain address",
-                              addr);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "smtp: invalid value for bcc: '%.60s' is not a "
+                             "plain address",
+                             addr);
         p += n;
     }
     return PAYD_OK;
@@ -218,23 +201,23 @@ static int smtp_configure(smtp_instance *s, const payd_config *cfg,
     int rc;
 
     if (url == NULL || url[0] == '\0')
-        return smtp_error(e, PAYD_E_INVALID, "smtp: url is required");
+        return payd_fail(e, PAYD_E_INVALID, "smtp: url is required");
     s->target = smtp_target(url);
     if (s->target == NULL)
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: invalid value for url: expected "
-                          "smtp://host[:port] or smtps://host[:port]");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: invalid value for url: expected "
+                         "smtp://host[:port] or smtps://host[:port]");
     s->url = strdup(url);
     if (user != NULL && !smtp_text_ok(user, 256))
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: invalid value for username: expected 1 to 256 "
-                          "characters");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: invalid value for username: expected 1 to 256 "
+                         "characters");
     if (pass != NULL && user == NULL)
-        return smtp_error(e, PAYD_E_INVALID, "smtp: password needs a username");
+        return payd_fail(e, PAYD_E_INVALID, "smtp: password needs a username");
     if (pass != NULL && (pass[0] == '\0' || strlen(pass) > 1024))
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: invalid value for password: expected 1 to 1024 "
-                          "bytes");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: invalid value for password: expected 1 to 1024 "
+                         "bytes");
     if (user != NULL)
         s->username = strdup(user);
     if (pass != NULL) {
@@ -244,25 +227,25 @@ static int smtp_configure(smtp_instance *s, const payd_config *cfg,
             memcpy(s->password, pass, s->password_len + 1);
     }
     if (from == NULL || from[0] == '\0')
-        return smtp_error(e, PAYD_E_INVALID, "smtp: from is required");
+        return payd_fail(e, PAYD_E_INVALID, "smtp: from is required");
     if (!smtp_address_ok(from))
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: invalid value for from: expected a plain "
-                          "address such as shop@example.com (put the name in "
-                          "from_name)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: invalid value for from: expected a plain "
+                         "address such as shop@example.com (put the name in "
+                         "from_name)");
     s->from = strdup(from);
     if (from_name != NULL && !smtp_text_ok(from_name, SMTP_NAME_MAX))
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: invalid value for from_name: expected 1 to %d "
-                          "bytes without control characters",
-                          SMTP_NAME_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: invalid value for from_name: expected 1 to %d "
+                         "bytes without control characters",
+                         SMTP_NAME_MAX);
     if (from_name != NULL)
         s->from_name = strdup(from_name);
     if (shop != NULL && !smtp_text_ok(shop, SMTP_NAME_MAX))
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: invalid value for shop_name: expected 1 to %d "
-                          "bytes without control characters",
-                          SMTP_NAME_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: invalid value for shop_name: expected 1 to %d "
+                         "bytes without control characters",
+                         SMTP_NAME_MAX);
     s->shop_name = strdup(shop != NULL ? shop : "payd shop");
     if (bcc != NULL && (rc = smtp_parse_bcc(s, bcc, e)) != PAYD_OK)
         return rc;
@@ -272,26 +255,26 @@ static int smtp_configure(smtp_instance *s, const payd_config *cfg,
         long v = n > 0 && n <= 6 && timeout[n] == '\0' ? strtol(timeout, NULL, 10) : -1;
 
         if (v < 1000 || v > 600000)
-            return smtp_error(e, PAYD_E_INVALID,
-                              "smtp: invalid value for timeout_ms: expected an "
-                              "integer from 1000 to 600000");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "smtp: invalid value for timeout_ms: expected an "
+                             "integer from 1000 to 600000");
         s->timeout_ms = v;
     }
     if ((s->url == NULL || s->from == NULL || s->shop_name == NULL) ||
         (user != NULL && s->username == NULL) ||
         (pass != NULL && s->password == NULL) ||
         (from_name != NULL && s->from_name == NULL))
-        return smtp_error(e, PAYD_E_NOMEM, "smtp: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "smtp: out of memory");
 
     if (templates != NULL) {
         if (templates[0] == '\0' || strlen(templates) >= sizeof dir - 64)
-            return smtp_error(e, PAYD_E_INVALID,
-                              "smtp: invalid value for templates");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "smtp: invalid value for templates");
         snprintf(dir, sizeof dir, "%s", templates);
     } else if (smtp_default_templates(dir, sizeof dir - 64) != 0) {
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: cannot locate the module's templates "
-                          "directory; set templates");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: cannot locate the module's templates "
+                         "directory; set templates");
     }
     return smtp_templates_load(dir, s->tpl, e);
 }
@@ -309,11 +292,11 @@ static int smtp_init(const payd_host *h, const payd_config *cfg, void **state,
 
     if (h == NULL || h->abi_major != PAYD_ABI_MAJOR ||
         h->struct_size < sizeof(payd_host))
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: host does not provide the ABI 1.0 services");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: host does not provide the ABI 1.0 services");
     s = calloc(1, sizeof *s);
     if (s == NULL)
-        return smtp_error(e, PAYD_E_NOMEM, "smtp: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "smtp: out of memory");
     s->h = h;
     rc = smtp_configure(s, cfg, e);
     if (rc != PAYD_OK) {
@@ -386,30 +369,30 @@ static int smtp_send(const smtp_instance *s, const payd_notification *n,
 
     rc = h->http(h, &req, &res, a, e);
     if (rc == PAYD_E_INVALID)
-        return smtp_error(e, PAYD_E_INVALID, "smtp: the host refused the request to %s",
-                          s->target);
+        return payd_fail(e, PAYD_E_INVALID, "smtp: the host refused the request to %s",
+                         s->target);
     if (res.status >= 400 && res.status <= 499) {
         h->log(h, PAYD_LOG_INFO, "%s: %s answered %ld, will retry", n->event_id,
                s->target, res.status);
-        return smtp_error(e, PAYD_E_TRANSIENT, "SMTP server answered %ld", res.status);
+        return payd_fail(e, PAYD_E_TRANSIENT, "SMTP server answered %ld", res.status);
     }
     if (res.status == 530 || res.status == 534 || res.status == 535) {
         h->log(h, PAYD_LOG_ERROR, "%s: %s refused the credentials (%ld)", n->event_id,
                s->target, res.status);
-        return smtp_error(e, PAYD_E_AUTH,
-                          "SMTP server answered %ld: authentication failed",
-                          res.status);
+        return payd_fail(e, PAYD_E_AUTH,
+                         "SMTP server answered %ld: authentication failed",
+                         res.status);
     }
     if (res.status >= 500 && res.status <= 599) {
         h->log(h, PAYD_LOG_WARN, "%s: %s answered %ld, giving up", n->event_id,
                s->target, res.status);
-        return smtp_error(e, PAYD_E_PROVIDER, "SMTP server answered %ld", res.status);
+        return payd_fail(e, PAYD_E_PROVIDER, "SMTP server answered %ld", res.status);
     }
     if (rc != PAYD_OK) {
         h->log(h, PAYD_LOG_INFO, "%s: %s did not answer, will retry", n->event_id,
                s->target);
         if (e != NULL && e->message[0] == '\0')
-            smtp_error(e, PAYD_E_TRANSIENT, "MAIL %s: no answer", s->target);
+            payd_fail(e, PAYD_E_TRANSIENT, "MAIL %s: no answer", s->target);
         if (e != NULL)
             e->code = PAYD_E_TRANSIENT;
         return PAYD_E_TRANSIENT;
@@ -437,7 +420,7 @@ static int smtp_notify(void *state, const payd_notification *n,
     int kind, rc;
 
     if (n == NULL || n->event_type == NULL)
-        return smtp_error(e, PAYD_E_INVALID, "smtp: the notification has no type");
+        return payd_fail(e, PAYD_E_INVALID, "smtp: the notification has no type");
     if (strcmp(n->event_type, "order.paid") == 0)
         kind = SMTP_ORDER_PAID;
     else if (strcmp(n->event_type, "refund.succeeded") == 0)
@@ -445,13 +428,13 @@ static int smtp_notify(void *state, const payd_notification *n,
     else
         return PAYD_OK; /* no mail for this event: delivered by design */
     if (!smtp_event_id_ok(n->event_id) || n->event_json == NULL)
-        return smtp_error(e, PAYD_E_INVALID,
-                          "smtp: the notification lacks an event id or envelope");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: the notification lacks an event id or envelope");
 
     rc = smtp_content_build(&c, kind, n->event_json, s->shop_name, e);
     if (rc != PAYD_OK) {
         smtp_content_free(&c);
-        return rc == PAYD_E_NOMEM ? smtp_error(e, PAYD_E_TRANSIENT, "smtp: out of memory")
+        return rc == PAYD_E_NOMEM ? payd_fail(e, PAYD_E_TRANSIENT, "smtp: out of memory")
                                   : rc;
     }
     number = c.order_number != NULL ? c.order_number : "(no number)";
@@ -464,9 +447,9 @@ static int smtp_notify(void *state, const payd_notification *n,
     if (!smtp_address_ok(c.recipient)) {
         h->log(h, PAYD_LOG_WARN, "%s: order %s: customer_email is not a usable address",
                n->event_id, number);
-        rc = smtp_error(e, PAYD_E_INVALID,
-                        "smtp: customer_email of order %.60s is not a usable address",
-                        number);
+        rc = payd_fail(e, PAYD_E_INVALID,
+                       "smtp: customer_email of order %.60s is not a usable address",
+                       number);
         smtp_content_free(&c);
         return rc;
     }
@@ -490,7 +473,7 @@ static int smtp_notify(void *state, const payd_notification *n,
     if (!subject.oom && !text.oom && !html.oom)
         smtp_mime_build(&msg, &m);
     if (subject.oom || text.oom || html.oom || msg.oom || msg.data == NULL)
-        rc = smtp_error(e, PAYD_E_TRANSIENT, "smtp: out of memory");
+        rc = payd_fail(e, PAYD_E_TRANSIENT, "smtp: out of memory");
     else
         rc = smtp_send(s, n, c.recipient, msg.data, msg.len, a, e);
     if (rc == PAYD_OK)

@@ -22,6 +22,7 @@
 #define PAYD_SMTP_H
 
 #include <payd/module.h>
+#include <payd/module_support.h>
 
 #include <stddef.h>
 #include <stdint.h>

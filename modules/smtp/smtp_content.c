@@ -17,7 +17,6 @@
 
 #include <jansson.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,22 +99,6 @@ int smtp_address_ok(const char *s)
             return 0;
     }
     return 1;
-}
-
-static int smtp_content_error(payd_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int smtp_content_error(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e == NULL)
-        return code;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
 }
 
 /* Keep `s` (malloc'd, may be NULL on OOM) until smtp_content_free. */
@@ -247,8 +230,8 @@ int smtp_content_build(smtp_content *c, int kind, const char *event_json,
     root = json_loads(event_json, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(root)) {
         json_decref(root);
-        return smtp_content_error(e, PAYD_E_INVALID,
-                                  "smtp: the event envelope is not a JSON object");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: the event envelope is not a JSON object");
     }
     c->json = root;
     data = json_object_get(root, "data");
@@ -295,7 +278,7 @@ int smtp_content_build(smtp_content *c, int kind, const char *event_json,
         smtp_set(c, "refund_reason", "", NULL);
     }
     if (smtp_items(c, order, currency) != PAYD_OK || c->oom)
-        return smtp_content_error(e, PAYD_E_NOMEM, "smtp: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "smtp: out of memory");
     return PAYD_OK;
 }
 

@@ -19,7 +19,6 @@
 #include "smtp.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,22 +41,6 @@ const char *smtp_kind_stem(int kind)
     return kind == SMTP_REFUND_SUCCEEDED ? "refund_succeeded" : "order_paid";
 }
 
-static int smtp_tpl_error(payd_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int smtp_tpl_error(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e == NULL)
-        return code;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 /*
  * Read `path` whole, with CRLF folded to LF. Returns a malloc'd string in
  * *out, or an error naming the file (missing, too big, binary).
@@ -70,21 +53,21 @@ static int smtp_read_file(const char *path, char **out, payd_error *e)
 
     *out = NULL;
     if (f == NULL)
-        return smtp_tpl_error(e, PAYD_E_INVALID, "smtp: cannot read template %s: %s",
-                              path, strerror(errno));
+        return payd_fail(e, PAYD_E_INVALID, "smtp: cannot read template %s: %s",
+                         path, strerror(errno));
     data = malloc(SMTP_TEMPLATE_MAX + 2);
     if (data == NULL) {
         fclose(f);
-        return smtp_tpl_error(e, PAYD_E_NOMEM, "smtp: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "smtp: out of memory");
     }
     n = fread(data, 1, SMTP_TEMPLATE_MAX + 1, f);
     fclose(f);
     if (n > SMTP_TEMPLATE_MAX || memchr(data, '\0', n) != NULL) {
         free(data);
-        return smtp_tpl_error(e, PAYD_E_INVALID,
-                              "smtp: template %s is larger than %d bytes or "
-                              "not text",
-                              path, SMTP_TEMPLATE_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "smtp: template %s is larger than %d bytes or "
+                         "not text",
+                         path, SMTP_TEMPLATE_MAX);
     }
     for (i = 0, o = 0; i < n; i++)
         if (!(data[i] == '\r' && i + 1 < n && data[i + 1] == '\n'))
@@ -134,15 +117,15 @@ static int smtp_check(const char *src, const char *what, payd_error *e)
     while ((p = strstr(p, "{{")) != NULL) {
         next = smtp_placeholder(p, &name, &len);
         if (next == NULL)
-            return smtp_tpl_error(e, PAYD_E_INVALID,
-                                  "smtp: template %s: '{{' without '}}'", what);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "smtp: template %s: '{{' without '}}'", what);
         if (!smtp_known(name, len))
-            return smtp_tpl_error(e, PAYD_E_INVALID,
-                                  "smtp: template %s: unknown placeholder "
-                                  "{{%.*s}} (known: shop_name, order_number, "
-                                  "items, total, refund_amount, ...: see "
-                                  "modules/smtp/README.md)",
-                                  what, (int)(len > 40 ? 40 : len), name);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "smtp: template %s: unknown placeholder "
+                             "{{%.*s}} (known: shop_name, order_number, "
+                             "items, total, refund_amount, ...: see "
+                             "modules/smtp/README.md)",
+                             what, (int)(len > 40 ? 40 : len), name);
         p = next;
     }
     return PAYD_OK;
@@ -193,7 +176,7 @@ int smtp_templates_load(const char *dir, smtp_template tpl[SMTP_KIND_COUNT],
             t->subject = strdup(smtp_default_subject[kind]);
         }
         if (t->subject == NULL) {
-            rc = smtp_tpl_error(e, PAYD_E_NOMEM, "smtp: out of memory");
+            rc = payd_fail(e, PAYD_E_NOMEM, "smtp: out of memory");
             goto fail;
         }
         if ((rc = smtp_check(t->subject, path, e)) != PAYD_OK ||

@@ -63,46 +63,6 @@ static void stripe_instance_free(stripe_instance *inst)
     free(inst);
 }
 
-/* 1 when every byte of `s` is printable ASCII other than space. */
-static int stripe_conf_token(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if (*s <= ' ' || *s > '~')
-            return 0;
-    return 1;
-}
-
-/* Strict decimal integer in [min, max], `def` when absent. */
-static int stripe_conf_int(const stripe_instance *inst, const payd_config *cfg,
-                           const char *key, int64_t def, int64_t min,
-                           int64_t max, int64_t *out, payd_error *e)
-{
-    const char *v = inst->h->config_get(cfg, key);
-    int64_t n = 0;
-    size_t i, len;
-
-    *out = def;
-    if (v == NULL)
-        return PAYD_OK;
-    len = strlen(v);
-    if (len == 0 || len > 12)
-        goto bad;
-    for (i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            goto bad;
-        n = n * 10 + (v[i] - '0');
-    }
-    if (n < min || n > max)
-        goto bad;
-    *out = n;
-    return PAYD_OK;
-bad:
-    return stripe_fail(e, PAYD_E_INVALID,
-                       "stripe: invalid value for %s: expected an integer "
-                       "from %lld to %lld",
-                       key, (long long)min, (long long)max);
-}
-
 /* The secret key: sk_ or rk_ then a token. Never echoed. */
 static int stripe_conf_secret_key(stripe_instance *inst, const char *v,
                                   payd_error *e)
@@ -110,24 +70,24 @@ static int stripe_conf_secret_key(stripe_instance *inst, const char *v,
     size_t n;
 
     if (v == NULL || v[0] == '\0')
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: secret_key is required (use env:NAME or "
-                           "file:PATH)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: secret_key is required (use env:NAME or "
+                         "file:PATH)");
     n = strlen(v);
     if (strncmp(v, "pk_", 3) == 0)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid value for secret_key: it is a "
-                           "publishable key (pk_...), not a secret key");
-    if (n < 8 || n > 512 || !stripe_conf_token(v) ||
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid value for secret_key: it is a "
+                         "publishable key (pk_...), not a secret key");
+    if (n < 8 || n > 512 || !payd_conf_token(v, 512) ||
         (strncmp(v, "sk_", 3) != 0 && strncmp(v, "rk_", 3) != 0))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid value for secret_key: expected a "
-                           "Stripe secret key (sk_... or rk_...)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid value for secret_key: expected a "
+                         "Stripe secret key (sk_... or rk_...)");
     inst->secret_key = strdup(v);
     inst->secret_key_len = n;
     return inst->secret_key != NULL
                ? PAYD_OK
-               : stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+               : payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
 }
 
 /* webhook_secret: one or more secrets separated by commas (spaces around
@@ -148,18 +108,18 @@ static int stripe_conf_webhook_secrets(stripe_instance *inst, const char *v,
         while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
             n--;
         if (n == 0 || n > 512)
-            return stripe_fail(e, PAYD_E_INVALID,
-                               "stripe: invalid value for webhook_secret: "
-                               "expected one or more secrets of 1 to 512 "
-                               "characters, separated by commas");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "stripe: invalid value for webhook_secret: "
+                             "expected one or more secrets of 1 to 512 "
+                             "characters, separated by commas");
         if (inst->webhook_secret_count == STRIPE_MAX_WEBHOOK_SECRETS)
-            return stripe_fail(e, PAYD_E_INVALID,
-                               "stripe: invalid value for webhook_secret: at "
-                               "most %d secrets",
-                               STRIPE_MAX_WEBHOOK_SECRETS);
+            return payd_fail(e, PAYD_E_INVALID,
+                             "stripe: invalid value for webhook_secret: at "
+                             "most %d secrets",
+                             STRIPE_MAX_WEBHOOK_SECRETS);
         inst->webhook_secrets[inst->webhook_secret_count] = strndup(p, n);
         if (inst->webhook_secrets[inst->webhook_secret_count] == NULL)
-            return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+            return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
         inst->webhook_secret_lens[inst->webhook_secret_count++] = n;
         if (*end == '\0')
             return PAYD_OK;
@@ -176,16 +136,16 @@ static int stripe_conf_api_base(stripe_instance *inst, const char *v,
     if (v == NULL)
         v = STRIPE_DEFAULT_API_BASE;
     n = strlen(v);
-    if (n < 8 || n > 512 || !stripe_conf_token(v) || strchr(v, '?') ||
+    if (n < 8 || n > 512 || !payd_conf_token(v, 512) || strchr(v, '?') ||
         strchr(v, '#') ||
         (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid value for api_base: expected an "
-                           "http(s) URL such as %s",
-                           STRIPE_DEFAULT_API_BASE);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid value for api_base: expected an "
+                         "http(s) URL such as %s",
+                         STRIPE_DEFAULT_API_BASE);
     inst->api_base = strdup(v);
     if (inst->api_base == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     while (n > 0 && inst->api_base[n - 1] == '/')
         inst->api_base[--n] = '\0';
     if (strncmp(v, "http://", 7) == 0)
@@ -219,12 +179,12 @@ static int stripe_conf_api_version(stripe_instance *inst, const char *v,
     inst->api_version = strdup(v);
     return inst->api_version != NULL
                ? PAYD_OK
-               : stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+               : payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
 bad:
-    return stripe_fail(e, PAYD_E_INVALID,
-                       "stripe: invalid value for api_version: expected a "
-                       "Stripe API version such as %s",
-                       STRIPE_DEFAULT_API_VERSION);
+    return payd_fail(e, PAYD_E_INVALID,
+                     "stripe: invalid value for api_version: expected a "
+                     "Stripe API version such as %s",
+                     STRIPE_DEFAULT_API_VERSION);
 }
 
 /* Stripe's rules for a statement descriptor suffix: 1..22 characters, at
@@ -251,12 +211,12 @@ static int stripe_conf_descriptor(stripe_instance *inst, const char *v,
     inst->statement_descriptor_suffix = strdup(v);
     return inst->statement_descriptor_suffix != NULL
                ? PAYD_OK
-               : stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+               : payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
 bad:
-    return stripe_fail(e, PAYD_E_INVALID,
-                       "stripe: invalid value for statement_descriptor_suffix: "
-                       "expected 1 to 22 characters with a letter and none "
-                       "of < > \\ ' \" *");
+    return payd_fail(e, PAYD_E_INVALID,
+                     "stripe: invalid value for statement_descriptor_suffix: "
+                     "expected 1 to 22 characters with a letter and none "
+                     "of < > \\ ' \" *");
 }
 
 static int stripe_conf_bool(const char *v, int def, int *out)
@@ -287,13 +247,13 @@ static int stripe_conf_public(stripe_instance *inst, const char *v,
         size_t n = strlen(v);
 
         if (n < 8 || n > 512 || strncmp(v, "pk_", 3) != 0 ||
-            !stripe_conf_token(v))
-            return stripe_fail(e, PAYD_E_INVALID,
-                               "stripe: invalid value for publishable_key: "
-                               "expected a Stripe publishable key (pk_...)");
+            !payd_conf_token(v, 512))
+            return payd_fail(e, PAYD_E_INVALID,
+                             "stripe: invalid value for publishable_key: "
+                             "expected a Stripe publishable key (pk_...)");
         inst->publishable_key = strdup(v);
         if (inst->publishable_key == NULL)
-            return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+            return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     }
     o = json_pack("{s:s, s:s?, s:s}", "provider", "stripe", "publishable_key",
                   inst->publishable_key, "api_version", inst->api_version);
@@ -301,7 +261,7 @@ static int stripe_conf_public(stripe_instance *inst, const char *v,
     json_decref(o);
     inst->public_info = text;
     return text != NULL ? PAYD_OK
-                        : stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+                        : payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
 }
 
 /* Read and check every key into `inst`. PAYD_OK, PAYD_E_INVALID naming the
@@ -323,12 +283,12 @@ static int stripe_configure(stripe_instance *inst, const payd_config *cfg,
 
     inst->name = strdup(name != NULL && name[0] != '\0' ? name : "stripe");
     if (inst->name == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
-    rc = stripe_conf_int(inst, cfg, "webhook_tolerance_s", 300, 1, 86400,
-                         &tolerance, e);
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+    rc = payd_conf_int(inst->h, cfg, "webhook_tolerance_s", 300, 1, 86400,
+                       &tolerance, e, "stripe");
     if (rc == PAYD_OK)
-        rc = stripe_conf_int(inst, cfg, "timeout_ms", 0, 0, 600000, &timeout,
-                             e);
+        rc = payd_conf_int(inst->h, cfg, "timeout_ms", 0, 0, 600000,
+                           &timeout, e, "stripe");
     if (rc != PAYD_OK)
         return rc;
     inst->tolerance_s = tolerance;
@@ -341,10 +301,10 @@ static int stripe_configure(stripe_instance *inst, const payd_config *cfg,
         (rc = stripe_conf_public(inst, pub, e)) != PAYD_OK)
         return rc;
     if (stripe_conf_bool(apm, 0, &inst->automatic_payment_methods) != 0)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid value for "
-                           "automatic_payment_methods: expected true or "
-                           "false");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid value for "
+                         "automatic_payment_methods: expected true or "
+                         "false");
     return PAYD_OK;
 }
 
@@ -361,12 +321,12 @@ static int stripe_init(const payd_host *h, const payd_config *cfg,
 
     if (h == NULL || h->abi_major != PAYD_ABI_MAJOR ||
         h->struct_size < sizeof(payd_host))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: host does not provide the ABI 1.0 "
-                           "services");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: host does not provide the ABI 1.0 "
+                         "services");
     inst = calloc(1, sizeof *inst);
     if (inst == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     inst->h = h;
     rc = stripe_configure(inst, cfg, e);
     if (rc != PAYD_OK) {

@@ -33,6 +33,7 @@
 #define PAYD_STRIPE_H
 
 #include <payd/module.h>
+#include <payd/module_support.h>
 
 #include <jansson.h>
 #include <stddef.h>
@@ -81,34 +82,13 @@ typedef struct stripe_instance {
 /* stripe_abi.c                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Copy a versioned request across the ABI (bytes beyond its struct_size
- * read as zero). 0, or -1 when it has no usable struct_size. */
-int stripe_copy_in(void *dst, size_t size, const void *src);
-/* Write a v1.0 result struct, with its struct_size, into the host's. */
-void stripe_copy_out(void *dst, const void *src, size_t size);
-/* Operations write errors into e; the host always passes one, but a NULL
- * is pointed at a scratch error so no code path has to check. */
-#define STRIPE_ERROR_GUARD(e)                                                 \
-    payd_error stripe_scratch_error_;                                         \
-    if ((e) == NULL) {                                                        \
-        memset(&stripe_scratch_error_, 0, sizeof stripe_scratch_error_);     \
-        (e) = &stripe_scratch_error_;                                         \
-    }
+/* Copying requests and results across the ABI, errors (payd_fail,
+ * PAYD_ERROR_GUARD), arena copies (payd_adup) and the text and currency
+ * checks (payd_text_ok, payd_currency_ok) come from payd/module_support.h. */
 
-/* Set e->code and a formatted message; returns `code`. */
-int stripe_fail(payd_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* An arena copy of `s`; NULL stays NULL; *oom is set when a copy fails. */
-const char *stripe_adup(const payd_host *h, payd_arena *a, const char *s,
-                        int *oom);
 /* 1 when `s` looks like a Stripe object id: 1..STRIPE_ID_MAX characters of
  * [A-Za-z0-9_]. Ids are put into URL paths, so nothing else passes. */
 int stripe_ok_id(const char *s);
-/* 1 for NULL or 1..max bytes without control characters (UTF-8 and
- * spaces allowed). */
-int stripe_ok_text(const char *s, size_t max);
-/* 1 for an upper-case ISO 4217 code. */
-int stripe_ok_currency(const char *s);
 
 /* ------------------------------------------------------------------------ */
 /* stripe_form.c                                                            */

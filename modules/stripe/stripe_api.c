@@ -34,7 +34,7 @@ static void stripe_api_request_id(const stripe_instance *inst,
 {
     const char *id = inst->h->http_header(res, "Request-Id");
 
-    if (id == NULL || !stripe_ok_text(id, 90))
+    if (id == NULL || !payd_text_ok(id, 90))
         return;
     out->request_id = inst->h->strdup(a, id);
     if (e != NULL)
@@ -51,10 +51,10 @@ static int stripe_api_ok(json_t *body, long status, const char *expect,
     if (!json_is_object(body) || object == NULL ||
         (expect != NULL && strcmp(object, expect) != 0)) {
         json_decref(body);
-        return stripe_fail(e, PAYD_E_TRANSIENT,
-                           "stripe: malformed response to a request that may "
-                           "have been applied (HTTP %ld)",
-                           status);
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "stripe: malformed response to a request that may "
+                         "have been applied (HTTP %ld)",
+                         status);
     }
     out->obj = body;
     return PAYD_OK;
@@ -82,17 +82,17 @@ int stripe_api(const stripe_instance *inst, const char *method,
 
     memset(out, 0, sizeof *out);
     if (form != NULL && form->oom)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     if (post && (idempotency_key == NULL ||
-                 !stripe_ok_text(idempotency_key, STRIPE_KEY_MAX)))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: a POST needs an Idempotency-Key of 1 to "
-                           "%d characters",
-                           STRIPE_KEY_MAX);
+                 !payd_text_ok(idempotency_key, STRIPE_KEY_MAX)))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: a POST needs an Idempotency-Key of 1 to "
+                         "%d characters",
+                         STRIPE_KEY_MAX);
     url = h->sprintf(a, "%s%s%s%s", inst->api_base, path,
                      query != NULL ? "?" : "", query != NULL ? query : "");
     if (url == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
 
     snprintf(auth, sizeof auth, "Bearer %s", inst->secret_key);
     hdr[n++] = (payd_header){"Authorization", auth};
@@ -123,7 +123,7 @@ int stripe_api(const stripe_instance *inst, const char *method,
     if (rc != PAYD_OK) {
         /* The host's message names the method, host and curl's reason. */
         if (e != NULL && e->message[0] == '\0')
-            stripe_fail(e, rc, "stripe: %s %s: no answer", method, path);
+            payd_fail(e, rc, "stripe: %s %s: no answer", method, path);
         if (e != NULL)
             e->code = rc;
         return rc;

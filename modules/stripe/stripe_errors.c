@@ -82,29 +82,12 @@ const char *stripe_failure_code(const char *code, const char *decline_code)
     return c != NULL ? c : "card_declined";
 }
 
-/* 1 when `msg` holds a run of 12 or more digits, spaces and dashes between
- * them allowed: anything that might be (part of) a card number. */
-static int stripe_has_digit_run(const char *msg)
-{
-    int run = 0;
-
-    for (; *msg != '\0'; msg++) {
-        if (*msg >= '0' && *msg <= '9') {
-            if (++run >= 12)
-                return 1;
-        } else if (*msg != ' ' && *msg != '-') {
-            run = 0;
-        }
-    }
-    return 0;
-}
-
 void stripe_safe_message(const char *msg, const char *fallback, char *out,
                          size_t out_len)
 {
     if (out_len == 0)
         return;
-    if (msg == NULL || msg[0] == '\0' || stripe_has_digit_run(msg) ||
+    if (msg == NULL || msg[0] == '\0' || payd_has_card_digits(msg) ||
         strstr(msg, "sk_") != NULL || strstr(msg, "rk_") != NULL ||
         strstr(msg, "whsec_") != NULL || strstr(msg, "_secret_") != NULL)
         msg = fallback;
@@ -120,11 +103,11 @@ static int stripe_error_text(payd_error *e, int code, const char *prefix,
 
     stripe_safe_message(stripe_jstr(err, "message"), fallback, safe,
                         sizeof safe);
-    if (param != NULL && stripe_ok_text(param, 64) &&
-        !stripe_has_digit_run(param))
-        return stripe_fail(e, code, "stripe: %s%s (param %s)", prefix, safe,
-                           param);
-    return stripe_fail(e, code, "stripe: %s%s", prefix, safe);
+    if (param != NULL && payd_text_ok(param, 64) &&
+        !payd_has_card_digits(param))
+        return payd_fail(e, code, "stripe: %s%s (param %s)", prefix, safe,
+                         param);
+    return payd_fail(e, code, "stripe: %s%s", prefix, safe);
 }
 
 int stripe_error_map(long status, json_t *body, payd_error *e)
@@ -136,10 +119,10 @@ int stripe_error_map(long status, json_t *body, payd_error *e)
     if (!json_is_object(err))
         err = NULL;
     if (status == 401 || status == 403)
-        return stripe_fail(e, PAYD_E_AUTH,
-                           "stripe: the API rejected the secret key (HTTP "
-                           "%ld)",
-                           status);
+        return payd_fail(e, PAYD_E_AUTH,
+                         "stripe: the API rejected the secret key (HTTP "
+                         "%ld)",
+                         status);
     if (status == 402 || (type != NULL && strcmp(type, "card_error") == 0)) {
         const char *fc = stripe_failure_code(code,
                                              stripe_jstr(err, "decline_code"));
@@ -151,7 +134,7 @@ int stripe_error_map(long status, json_t *body, payd_error *e)
             snprintf(e->failure_code, sizeof e->failure_code, "%s", fc);
         stripe_safe_message(stripe_jstr(err, "message"),
                             "Your card was declined.", safe, sizeof safe);
-        return stripe_fail(e, PAYD_E_DECLINED, "%s", safe);
+        return payd_fail(e, PAYD_E_DECLINED, "%s", safe);
     }
     if (type != NULL && strcmp(type, "idempotency_error") == 0) {
         if (code != NULL && strcmp(code, "idempotency_key_in_use") == 0)
@@ -164,11 +147,11 @@ int stripe_error_map(long status, json_t *body, payd_error *e)
                                       "different parameters");
     }
     if (status == 429)
-        return stripe_fail(e, PAYD_E_TRANSIENT,
-                           "stripe: rate limited (HTTP 429)");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "stripe: rate limited (HTTP 429)");
     if (status >= 500 || (type != NULL && strcmp(type, "api_error") == 0))
-        return stripe_fail(e, PAYD_E_TRANSIENT,
-                           "stripe: provider error (HTTP %ld)", status);
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "stripe: provider error (HTTP %ld)", status);
     if (status == 404 ||
         (code != NULL && strcmp(code, "resource_missing") == 0))
         return stripe_error_text(e, PAYD_E_NOTFOUND, "", err,
@@ -179,6 +162,6 @@ int stripe_error_map(long status, json_t *body, payd_error *e)
     if (status >= 400)
         return stripe_error_text(e, PAYD_E_INVALID, "", err,
                                  "the request was rejected");
-    return stripe_fail(e, PAYD_E_TRANSIENT,
-                       "stripe: unexpected HTTP status %ld", status);
+    return payd_fail(e, PAYD_E_TRANSIENT,
+                     "stripe: unexpected HTTP status %ld", status);
 }

@@ -64,9 +64,9 @@ static void stripe_intent_action(const payd_host *h, payd_arena *a,
     const char *url = stripe_jstr(pi, "next_action.redirect_to_url.url");
 
     if (type != NULL && strcmp(type, "redirect_to_url") == 0 && url != NULL &&
-        stripe_ok_text(url, STRIPE_URL_MAX)) {
+        payd_text_ok(url, STRIPE_URL_MAX)) {
         out->next_action = PAYD_NA_REDIRECT_URL;
-        out->next_action_url = stripe_adup(h, a, url, oom);
+        out->next_action_url = payd_adup(h, a, url, oom);
         return;
     }
     out->next_action = PAYD_NA_USE_SDK;
@@ -90,11 +90,11 @@ int stripe_intent_result(const stripe_instance *inst, json_t *pi,
     memset(out, 0, sizeof *out);
     out->struct_size = (uint32_t)sizeof *out;
     if (!stripe_ok_id(id) || status == 0)
-        return stripe_fail(e, PAYD_E_TRANSIENT,
-                           "stripe: the answer is not a PaymentIntent payd "
-                           "can read");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "stripe: the answer is not a PaymentIntent payd "
+                         "can read");
     out->status = status;
-    out->provider_ref = stripe_adup(h, a, id, &oom);
+    out->provider_ref = payd_adup(h, a, id, &oom);
     out->amount = stripe_jint(pi, "amount", 0);
     out->amount_capturable = stripe_jint(pi, "amount_capturable", 0);
     out->amount_captured = stripe_jint(pi, "amount_received", 0);
@@ -111,11 +111,11 @@ int stripe_intent_result(const stripe_instance *inst, json_t *pi,
             stripe_jstr(pi, "last_payment_error.decline_code"));
         stripe_safe_message(stripe_jstr(pi, "last_payment_error.message"),
                             "The payment failed.", msg, sizeof msg);
-        out->failure_message = stripe_adup(h, a, msg, &oom);
+        out->failure_message = payd_adup(h, a, msg, &oom);
     }
     out->raw = stripe_raw_redacted(h, a, pi);
     if (oom || out->raw == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     return PAYD_OK;
 }
 
@@ -155,16 +155,16 @@ static int stripe_intent_finish(const stripe_instance *inst, int rc,
         out.client_secret = NULL;
         out.failure_code = e->failure_code[0] ? e->failure_code : NULL;
         out.failure_message = e->message[0] ? e->message : NULL;
-        out.failure_code = stripe_adup(inst->h, a, out.failure_code, &oom);
-        out.failure_message = stripe_adup(inst->h, a, out.failure_message,
-                                          &oom);
+        out.failure_code = payd_adup(inst->h, a, out.failure_code, &oom);
+        out.failure_message = payd_adup(inst->h, a, out.failure_message,
+                                        &oom);
     } else if (confirming && out.status == PAYD_PS_FAILED) {
         snprintf(e->failure_code, sizeof e->failure_code, "%s",
                  out.failure_code);
-        stripe_fail(e, PAYD_E_DECLINED, "%s", out.failure_message);
+        payd_fail(e, PAYD_E_DECLINED, "%s", out.failure_message);
         rc = PAYD_E_DECLINED;
     }
-    stripe_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return rc;
 }
 
@@ -175,37 +175,37 @@ static int stripe_intent_check(const payd_payment_req *req, int need_ref,
                                int sends_method, payd_error *e)
 {
     if (need_ref && !stripe_ok_id(req->provider_ref))
-        return stripe_fail(e, req->provider_ref == NULL ? PAYD_E_INVALID
-                                                        : PAYD_E_NOTFOUND,
-                           "stripe: provider_ref must be a PaymentIntent id");
-    if (!stripe_ok_text(req->payment_id, STRIPE_ID_MAX) ||
-        !stripe_ok_text(req->order_id, STRIPE_ID_MAX) ||
-        !stripe_ok_text(req->order_number, STRIPE_ID_MAX))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid payment_id, order_id or "
-                           "order_number");
+        return payd_fail(e, req->provider_ref == NULL ? PAYD_E_INVALID
+                                                      : PAYD_E_NOTFOUND,
+                         "stripe: provider_ref must be a PaymentIntent id");
+    if (!payd_text_ok(req->payment_id, STRIPE_ID_MAX) ||
+        !payd_text_ok(req->order_id, STRIPE_ID_MAX) ||
+        !payd_text_ok(req->order_number, STRIPE_ID_MAX))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid payment_id, order_id or "
+                         "order_number");
     /* Never echo it: a mistyped value could be a card number. */
     if (sends_method && req->payment_method != NULL &&
         !stripe_ok_id(req->payment_method))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: payment_method must be a Stripe "
-                           "PaymentMethod id (pm_...)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: payment_method must be a Stripe "
+                         "PaymentMethod id (pm_...)");
     if (req->customer_ref != NULL && !stripe_ok_id(req->customer_ref))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: customer_ref must be a Stripe Customer id");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: customer_ref must be a Stripe Customer id");
     if (req->return_url != NULL &&
-        (!stripe_ok_text(req->return_url, STRIPE_URL_MAX) ||
+        (!payd_text_ok(req->return_url, STRIPE_URL_MAX) ||
          strchr(req->return_url, ' ') != NULL ||
          (strncmp(req->return_url, "https://", 8) != 0 &&
           strncmp(req->return_url, "http://", 7) != 0)))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: return_url must be an http(s) URL");
-    if (!stripe_ok_text(req->description, STRIPE_TEXT_MAX) ||
-        !stripe_ok_text(req->statement_descriptor_suffix, 22) ||
-        !stripe_ok_text(req->cancel_reason, 64))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid description, "
-                           "statement_descriptor_suffix or cancel_reason");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: return_url must be an http(s) URL");
+    if (!payd_text_ok(req->description, STRIPE_TEXT_MAX) ||
+        !payd_text_ok(req->statement_descriptor_suffix, 22) ||
+        !payd_text_ok(req->cancel_reason, 64))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid description, "
+                         "statement_descriptor_suffix or cancel_reason");
     return PAYD_OK;
 }
 
@@ -277,24 +277,24 @@ int stripe_create(void *state, const payd_payment_req *req_in,
     stripe_form f = {0};
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = stripe_intent_check(&req, 0, 1, e);
     if (rc != PAYD_OK)
         return rc;
     if (req.amount <= 0 || req.amount > STRIPE_AMOUNT_MAX)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: amount must be 1 to %lld",
-                           (long long)STRIPE_AMOUNT_MAX);
-    if (!stripe_ok_currency(req.currency))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: currency must be an upper-case ISO 4217 "
-                           "code");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: amount must be 1 to %lld",
+                         (long long)STRIPE_AMOUNT_MAX);
+    if (!payd_currency_ok(req.currency))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: currency must be an upper-case ISO 4217 "
+                         "code");
     if (req.capture_method != PAYD_CAPTURE_AUTOMATIC &&
         req.capture_method != PAYD_CAPTURE_MANUAL)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid capture_method");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid capture_method");
     stripe_intent_create_form(inst, &req, &f);
     rc = stripe_api(inst, "POST", "/v1/payment_intents", NULL, &f,
                     req.idempotency_key, "payment_intent", a, &ans, e);
@@ -314,15 +314,15 @@ int stripe_confirm(void *state, const payd_payment_req *req_in,
     const char *path;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = stripe_intent_check(&req, 1, 1, e);
     if (rc != PAYD_OK)
         return rc;
     path = stripe_intent_path(inst, a, req.provider_ref, "/confirm");
     if (path == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     stripe_form_add(&f, "payment_method", req.payment_method);
     stripe_form_add(&f, "return_url", req.return_url);
     rc = stripe_api(inst, "POST", path, NULL, &f, req.idempotency_key,
@@ -343,18 +343,18 @@ int stripe_capture(void *state, const payd_payment_req *req_in,
     const char *path;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = stripe_intent_check(&req, 1, 0, e);
     if (rc != PAYD_OK)
         return rc;
     if (req.amount_to_capture < 0 || req.amount_to_capture > STRIPE_AMOUNT_MAX)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid amount_to_capture");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid amount_to_capture");
     path = stripe_intent_path(inst, a, req.provider_ref, "/capture");
     if (path == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     if (req.amount_to_capture > 0)
         stripe_form_add_int(&f, "amount_to_capture", req.amount_to_capture);
     rc = stripe_api(inst, "POST", path, NULL, &f, req.idempotency_key,
@@ -380,15 +380,15 @@ int stripe_cancel(void *state, const payd_payment_req *req_in,
     size_t i;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = stripe_intent_check(&req, 1, 0, e);
     if (rc != PAYD_OK)
         return rc;
     path = stripe_intent_path(inst, a, req.provider_ref, "/cancel");
     if (path == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     for (i = 0; req.cancel_reason != NULL && i < sizeof reasons / sizeof *reasons;
          i++)
         if (strcmp(req.cancel_reason, reasons[i]) == 0)
@@ -411,15 +411,15 @@ int stripe_retrieve(void *state, const payd_payment_req *req_in,
     const char *path;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = stripe_intent_check(&req, 1, 0, e);
     if (rc != PAYD_OK)
         return rc;
     path = stripe_intent_path(inst, a, req.provider_ref, "");
     if (path == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     rc = stripe_api(inst, "GET", path, NULL, NULL, NULL, "payment_intent", a,
                     &ans, e);
     return stripe_intent_finish(inst, rc, &ans, 0, res, a, e);

@@ -54,7 +54,7 @@ int stripe_jtrue(json_t *o, const char *path)
 const char *stripe_jdup(const payd_host *h, payd_arena *a, json_t *o,
                         const char *path, int *oom)
 {
-    return stripe_adup(h, a, stripe_jstr(o, path), oom);
+    return payd_adup(h, a, stripe_jstr(o, path), oom);
 }
 
 const char *stripe_jcurrency(const payd_host *h, payd_arena *a, json_t *o,
@@ -76,5 +76,5 @@ const char *stripe_jcurrency(const payd_host *h, payd_arena *a, json_t *o,
         up[i] = c;
     }
     up[3] = '\0';
-    return stripe_adup(h, a, up, oom);
+    return payd_adup(h, a, up, oom);
 }

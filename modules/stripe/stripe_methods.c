@@ -39,24 +39,24 @@ static int stripe_method_from(const stripe_instance *inst, json_t *pm,
     memset(out, 0, sizeof *out);
     out->struct_size = (uint32_t)sizeof *out;
     if (!stripe_ok_id(id))
-        return stripe_fail(e, PAYD_E_TRANSIENT,
-                           "stripe: the answer is not a PaymentMethod payd "
-                           "can read");
-    out->method_ref = stripe_adup(h, a, id, &oom);
-    out->customer_ref = stripe_adup(
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "stripe: the answer is not a PaymentMethod payd "
+                         "can read");
+    out->method_ref = payd_adup(h, a, id, &oom);
+    out->customer_ref = payd_adup(
         h, a, owner != NULL && stripe_ok_id(owner) ? owner : customer, &oom);
-    if (stripe_ok_text(stripe_jstr(pm, "card.brand"), 32))
+    if (payd_text_ok(stripe_jstr(pm, "card.brand"), 32))
         out->brand = stripe_jdup(h, a, pm, "card.brand", &oom);
     if (last4 != NULL && strlen(last4) == 4 &&
         strspn(last4, "0123456789") == 4)
-        out->last4 = stripe_adup(h, a, last4, &oom);
+        out->last4 = payd_adup(h, a, last4, &oom);
     out->exp_month = (int)stripe_jint(pm, "card.exp_month", 0);
     out->exp_year = (int)stripe_jint(pm, "card.exp_year", 0);
     if (out->exp_month < 0 || out->exp_month > 12)
         out->exp_month = 0;
     if (out->exp_year < 0 || out->exp_year > 9999)
         out->exp_year = 0;
-    return oom ? stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory")
+    return oom ? payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory")
                : PAYD_OK;
 }
 
@@ -65,7 +65,7 @@ static const char *stripe_method_key(const stripe_instance *inst,
                                      payd_arena *a, const char *key,
                                      const char *suffix)
 {
-    if (key == NULL || !stripe_ok_text(key, STRIPE_KEY_MAX - 16))
+    if (key == NULL || !payd_text_ok(key, STRIPE_KEY_MAX - 16))
         return NULL;
     return inst->h->sprintf(a, "%s-%s", key, suffix);
 }
@@ -102,12 +102,12 @@ static int stripe_customer_check(const stripe_instance *inst,
     int rc;
 
     if (path == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     rc = stripe_api(inst, "GET", path, NULL, NULL, NULL, "customer", a, &ans,
                     e);
     if (rc == PAYD_OK && stripe_jtrue(ans.obj, "deleted"))
-        rc = stripe_fail(e, PAYD_E_NOTFOUND, "stripe: the customer was "
-                                             "deleted");
+        rc = payd_fail(e, PAYD_E_NOTFOUND, "stripe: the customer was "
+                                           "deleted");
     json_decref(ans.obj);
     return rc;
 }
@@ -124,8 +124,8 @@ static int stripe_customer_create(const stripe_instance *inst,
     int oom = 0, rc;
 
     if (key == NULL)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: saving a method needs an idempotency key");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: saving a method needs an idempotency key");
     stripe_form_add(&f, "email", req->customer_email);
     stripe_form_add(&f, "metadata[payd_created_by]", "payd");
     rc = stripe_api(inst, "POST", "/v1/customers", NULL, &f, key, "customer",
@@ -133,14 +133,14 @@ static int stripe_customer_create(const stripe_instance *inst,
     stripe_form_free(&f);
     if (rc == PAYD_OK) {
         if (!stripe_ok_id(stripe_jstr(ans.obj, "id")))
-            rc = stripe_fail(e, PAYD_E_TRANSIENT,
-                             "stripe: the answer is not a Customer");
+            rc = payd_fail(e, PAYD_E_TRANSIENT,
+                           "stripe: the answer is not a Customer");
         else
             *out = stripe_jdup(inst->h, a, ans.obj, "id", &oom);
     }
     json_decref(ans.obj);
     if (rc == PAYD_OK && oom)
-        rc = stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        rc = payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     return rc;
 }
 
@@ -149,15 +149,15 @@ static int stripe_method_check(const payd_method_req *req, int need_method,
                                payd_error *e)
 {
     if (req->customer_ref != NULL && !stripe_ok_id(req->customer_ref))
-        return stripe_fail(e, PAYD_E_NOTFOUND, "stripe: no such customer");
+        return payd_fail(e, PAYD_E_NOTFOUND, "stripe: no such customer");
     if (need_method && !stripe_ok_id(req->method_ref))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: method_ref must be a Stripe "
-                           "PaymentMethod id (pm_...)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: method_ref must be a Stripe "
+                         "PaymentMethod id (pm_...)");
     if (req->customer_email != NULL &&
-        (!stripe_ok_text(req->customer_email, 254) ||
+        (!payd_text_ok(req->customer_email, 254) ||
          strchr(req->customer_email, '@') == NULL))
-        return stripe_fail(e, PAYD_E_INVALID, "stripe: invalid customer_email");
+        return payd_fail(e, PAYD_E_INVALID, "stripe: invalid customer_email");
     return PAYD_OK;
 }
 
@@ -179,9 +179,9 @@ int stripe_save_method(void *state, const payd_method_req *req_in,
     const char *customer, *path, *key;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = stripe_method_check(&req, 1, e);
     if (rc != PAYD_OK)
         return rc;
@@ -193,7 +193,7 @@ int stripe_save_method(void *state, const payd_method_req *req_in,
     path = inst->h->sprintf(a, "/v1/payment_methods/%s/attach", req.method_ref);
     key = stripe_method_key(inst, a, req.idempotency_key, "attach");
     if (path == NULL || key == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     stripe_form_add(&f, "customer", customer);
     rc = stripe_api(inst, "POST", path, NULL, &f, key, "payment_method", a,
                     &ans, e);
@@ -202,7 +202,7 @@ int stripe_save_method(void *state, const payd_method_req *req_in,
         rc = stripe_method_from(inst, ans.obj, customer, a, &out, e);
     json_decref(ans.obj);
     if (rc == PAYD_OK)
-        stripe_copy_out(res, &out, sizeof out);
+        payd_copy_out(res, &out, sizeof out);
     return rc;
 }
 
@@ -222,18 +222,18 @@ int stripe_delete_method(void *state, const payd_method_req *req_in,
     const char *path, *key;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     rc = stripe_method_check(&req, 0, e);
     if (rc != PAYD_OK)
         return rc;
     if (!stripe_ok_id(req.method_ref))
-        return stripe_fail(e, PAYD_E_NOTFOUND,
-                           "stripe: no such payment method");
+        return payd_fail(e, PAYD_E_NOTFOUND,
+                         "stripe: no such payment method");
     path = inst->h->sprintf(a, "/v1/payment_methods/%s", req.method_ref);
     if (path == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     if (req.customer_ref != NULL) {
         rc = stripe_api(inst, "GET", path, NULL, NULL, NULL, "payment_method",
                         a, &ans, e);
@@ -241,9 +241,9 @@ int stripe_delete_method(void *state, const payd_method_req *req_in,
             const char *owner = stripe_jstr(ans.obj, "customer");
 
             if (owner == NULL || strcmp(owner, req.customer_ref) != 0)
-                rc = stripe_fail(e, PAYD_E_NOTFOUND,
-                                 "stripe: the payment method does not belong "
-                                 "to this customer");
+                rc = payd_fail(e, PAYD_E_NOTFOUND,
+                               "stripe: the payment method does not belong "
+                               "to this customer");
         }
         json_decref(ans.obj);
         if (rc != PAYD_OK)
@@ -252,14 +252,14 @@ int stripe_delete_method(void *state, const payd_method_req *req_in,
     path = inst->h->sprintf(a, "%s/detach", path);
     key = stripe_detach_key(inst, a, req.idempotency_key, req.method_ref);
     if (path == NULL || key == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     rc = stripe_api(inst, "POST", path, NULL, NULL, key, "payment_method", a,
                     &ans, e);
     if (rc == PAYD_OK)
         rc = stripe_method_from(inst, ans.obj, req.customer_ref, a, &out, e);
     json_decref(ans.obj);
     if (rc == PAYD_OK)
-        stripe_copy_out(res, &out, sizeof out);
+        payd_copy_out(res, &out, sizeof out);
     return rc;
 }
 
@@ -278,18 +278,18 @@ int stripe_list_methods(void *state, const payd_method_req *req_in,
     size_t i;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (req.customer_ref == NULL)
-        return stripe_fail(e, PAYD_E_INVALID, "stripe: customer_ref is required");
+        return payd_fail(e, PAYD_E_INVALID, "stripe: customer_ref is required");
     rc = stripe_method_check(&req, 0, e);
     if (rc != PAYD_OK)
         return rc;
     query = inst->h->sprintf(a, "customer=%s&type=card&limit=%d",
                              req.customer_ref, STRIPE_LIST_LIMIT);
     if (query == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     rc = stripe_api(inst, "GET", "/v1/payment_methods", query, NULL, NULL,
                     "list", a, &ans, e);
     if (rc != PAYD_OK) {
@@ -301,15 +301,15 @@ int stripe_list_methods(void *state, const payd_method_req *req_in,
     out.struct_size = (uint32_t)sizeof out;
     if (!json_is_array(data)) {
         json_decref(ans.obj);
-        return stripe_fail(e, PAYD_E_TRANSIENT,
-                           "stripe: the answer is not a list");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "stripe: the answer is not a list");
     }
     out.items = json_array_size(data) > 0
                     ? inst->h->alloc(a, json_array_size(data) *
                                             sizeof(payd_method))
                     : NULL;
     if (json_array_size(data) > 0 && out.items == NULL)
-        rc = stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        rc = payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     json_array_foreach(data, i, item) {
         if (rc != PAYD_OK)
             break;
@@ -320,6 +320,6 @@ int stripe_list_methods(void *state, const payd_method_req *req_in,
     }
     json_decref(ans.obj);
     if (rc == PAYD_OK)
-        stripe_copy_out(res, &out, sizeof out);
+        payd_copy_out(res, &out, sizeof out);
     return rc;
 }

@@ -54,15 +54,15 @@ static int stripe_refund_finish(const stripe_instance *inst, int rc,
     out.status = stripe_refund_status(stripe_jstr(re, "status"));
     if (!stripe_ok_id(id) || out.status == 0) {
         json_decref(re);
-        return stripe_fail(e, PAYD_E_TRANSIENT,
-                           "stripe: the answer is not a Refund payd can "
-                           "read");
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "stripe: the answer is not a Refund payd can "
+                         "read");
     }
-    out.refund_ref = stripe_adup(h, a, id, &oom);
+    out.refund_ref = payd_adup(h, a, id, &oom);
     if (out.status == PAYD_RS_FAILED || out.status == PAYD_RS_CANCELED) {
         const char *reason = stripe_jstr(re, "failure_reason");
 
-        out.failure_code = stripe_adup(
+        out.failure_code = payd_adup(
             h, a,
             reason != NULL && stripe_ok_id(reason) ? reason : "refund_failed",
             &oom);
@@ -74,8 +74,8 @@ static int stripe_refund_finish(const stripe_instance *inst, int rc,
     out.provider_request_id = ans->request_id;
     json_decref(re);
     if (oom || out.raw == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
-    stripe_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -95,26 +95,26 @@ int stripe_refund(void *state, const payd_refund_req *req_in,
     stripe_form f = {0};
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (!stripe_ok_id(req.provider_ref))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: provider_ref must be a PaymentIntent id");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: provider_ref must be a PaymentIntent id");
     if (req.amount <= 0 || req.amount > STRIPE_AMOUNT_MAX)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: amount must be 1 to %lld",
-                           (long long)STRIPE_AMOUNT_MAX);
-    if (!stripe_ok_text(req.refund_id, STRIPE_ID_MAX) ||
-        !stripe_ok_text(req.payment_id, STRIPE_ID_MAX))
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: invalid refund_id or payment_id");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: amount must be 1 to %lld",
+                         (long long)STRIPE_AMOUNT_MAX);
+    if (!payd_text_ok(req.refund_id, STRIPE_ID_MAX) ||
+        !payd_text_ok(req.payment_id, STRIPE_ID_MAX))
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: invalid refund_id or payment_id");
     if (req.reason != NULL && strcmp(req.reason, "duplicate") != 0 &&
         strcmp(req.reason, "fraudulent") != 0 &&
         strcmp(req.reason, "requested_by_customer") != 0)
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "stripe: reason must be duplicate, fraudulent or "
-                           "requested_by_customer");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "stripe: reason must be duplicate, fraudulent or "
+                         "requested_by_customer");
     stripe_form_add(&f, "payment_intent", req.provider_ref);
     stripe_form_add_int(&f, "amount", req.amount);
     stripe_form_add(&f, "reason", req.reason);
@@ -137,16 +137,16 @@ int stripe_refund_retrieve(void *state, const payd_refund_req *req_in,
     const char *path;
     int rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (!stripe_ok_id(req.refund_ref))
-        return stripe_fail(e, req.refund_ref == NULL ? PAYD_E_INVALID
-                                                     : PAYD_E_NOTFOUND,
-                           "stripe: refund_ref must be a Refund id");
+        return payd_fail(e, req.refund_ref == NULL ? PAYD_E_INVALID
+                                                   : PAYD_E_NOTFOUND,
+                         "stripe: refund_ref must be a Refund id");
     path = inst->h->sprintf(a, "/v1/refunds/%s", req.refund_ref);
     if (path == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     rc = stripe_api(inst, "GET", path, NULL, NULL, NULL, "refund", a, &ans, e);
     return stripe_refund_finish(inst, rc, &ans, res, a, e);
 }

@@ -45,27 +45,27 @@ static int stripe_sig_item(const char *p, const char *end, stripe_sig *out,
     size_t klen, vlen, i;
 
     if (eq == NULL || eq == p || eq + 1 == end)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "malformed Stripe-Signature: expected key=value "
-                           "items separated by commas");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "malformed Stripe-Signature: expected key=value "
+                         "items separated by commas");
     klen = (size_t)(eq - p);
     v = eq + 1;
     vlen = (size_t)(end - v);
     for (i = 0; i < klen; i++)
         if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9')))
-            return stripe_fail(e, PAYD_E_SIGNATURE,
-                               "malformed Stripe-Signature: bad item name");
+            return payd_fail(e, PAYD_E_SIGNATURE,
+                             "malformed Stripe-Signature: bad item name");
     if (klen == 1 && p[0] == 't') {
         if (*have_t || vlen > 12)
-            return stripe_fail(e, PAYD_E_SIGNATURE,
-                               "malformed Stripe-Signature: t must appear "
-                               "once, with at most 12 digits");
+            return payd_fail(e, PAYD_E_SIGNATURE,
+                             "malformed Stripe-Signature: t must appear "
+                             "once, with at most 12 digits");
         out->t = 0;
         for (i = 0; i < vlen; i++) {
             if (v[i] < '0' || v[i] > '9')
-                return stripe_fail(e, PAYD_E_SIGNATURE,
-                                   "malformed Stripe-Signature: t is not a "
-                                   "unix time");
+                return payd_fail(e, PAYD_E_SIGNATURE,
+                                 "malformed Stripe-Signature: t is not a "
+                                 "unix time");
             out->t = out->t * 10 + (v[i] - '0');
         }
         out->ts = v;
@@ -77,22 +77,22 @@ static int stripe_sig_item(const char *p, const char *end, stripe_sig *out,
         uint8_t *sig;
 
         if (out->v1_count == STRIPE_SIG_MAX_V1)
-            return stripe_fail(e, PAYD_E_SIGNATURE,
-                               "malformed Stripe-Signature: more than %d v1 "
-                               "signatures",
-                               STRIPE_SIG_MAX_V1);
+            return payd_fail(e, PAYD_E_SIGNATURE,
+                             "malformed Stripe-Signature: more than %d v1 "
+                             "signatures",
+                             STRIPE_SIG_MAX_V1);
         if (vlen != 64)
-            return stripe_fail(e, PAYD_E_SIGNATURE,
-                               "malformed Stripe-Signature: v1 must be 64 "
-                               "lower-case hex digits");
+            return payd_fail(e, PAYD_E_SIGNATURE,
+                             "malformed Stripe-Signature: v1 must be 64 "
+                             "lower-case hex digits");
         sig = out->v1[out->v1_count];
         for (i = 0; i < 32; i++) {
             int hi = stripe_sig_hex(v[2 * i]), lo = stripe_sig_hex(v[2 * i + 1]);
 
             if (hi < 0 || lo < 0)
-                return stripe_fail(e, PAYD_E_SIGNATURE,
-                                   "malformed Stripe-Signature: v1 must be "
-                                   "64 lower-case hex digits");
+                return payd_fail(e, PAYD_E_SIGNATURE,
+                                 "malformed Stripe-Signature: v1 must be "
+                                 "64 lower-case hex digits");
             sig[i] = (uint8_t)(hi << 4 | lo);
         }
         out->v1_count++;
@@ -101,8 +101,8 @@ static int stripe_sig_item(const char *p, const char *end, stripe_sig *out,
     /* Another scheme: ignored, but it must still be a plain token. */
     for (i = 0; i < vlen; i++)
         if (v[i] <= ' ' || v[i] > '~')
-            return stripe_fail(e, PAYD_E_SIGNATURE,
-                               "malformed Stripe-Signature: bad value");
+            return payd_fail(e, PAYD_E_SIGNATURE,
+                             "malformed Stripe-Signature: bad value");
     return PAYD_OK;
 }
 
@@ -119,12 +119,12 @@ int stripe_signature_parse(const char *header, stripe_sig *out, payd_error *e)
 
     memset(out, 0, sizeof *out);
     if (header == NULL || header[0] == '\0')
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "missing or empty Stripe-Signature header");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "missing or empty Stripe-Signature header");
     len = strlen(header);
     if (len > STRIPE_SIG_HEADER_MAX)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "Stripe-Signature header too long");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "Stripe-Signature header too long");
     p = header;
     end = header + len;
     for (;;) {
@@ -137,11 +137,11 @@ int stripe_signature_parse(const char *header, stripe_sig *out, payd_error *e)
         p = comma + 1;
     }
     if (!have_t)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "Stripe-Signature has no timestamp (t=)");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "Stripe-Signature has no timestamp (t=)");
     if (out->v1_count == 0)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "Stripe-Signature has no v1 signature");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "Stripe-Signature has no v1 signature");
     return PAYD_OK;
 }
 
@@ -164,15 +164,15 @@ int stripe_signature_verify(const stripe_instance *inst, payd_arena *a,
     int match = 0, rc;
 
     if (inst->webhook_secret_count == 0)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "no webhook_secret is configured for this "
-                           "instance");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "no webhook_secret is configured for this "
+                         "instance");
     rc = stripe_signature_parse(header, &sig, e);
     if (rc != PAYD_OK)
         return rc;
     msg = h->alloc(a, sig.ts_len + 1 + body_len + 1);
     if (msg == NULL)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
     memcpy(msg, sig.ts, sig.ts_len);
     msg[sig.ts_len] = '.';
     if (body_len > 0)
@@ -185,16 +185,16 @@ int stripe_signature_verify(const stripe_instance *inst, payd_arena *a,
     }
     h->cleanse(mac, sizeof mac);
     if (!match)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "no v1 signature in Stripe-Signature matches the "
-                           "body");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "no v1 signature in Stripe-Signature matches the "
+                         "body");
     now = h->now(h);
     skew = now > sig.t ? now - sig.t : sig.t - now;
     if (skew > inst->tolerance_s)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "Stripe-Signature timestamp is %lld s away from "
-                           "now (tolerance %lld s)",
-                           (long long)skew, (long long)inst->tolerance_s);
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "Stripe-Signature timestamp is %lld s away from "
+                         "now (tolerance %lld s)",
+                         (long long)skew, (long long)inst->tolerance_s);
     *t_out = sig.t;
     return PAYD_OK;
 }

@@ -71,7 +71,7 @@ static const char *stripe_event_id(const payd_host *h, payd_arena *a,
 {
     const char *s = stripe_jstr(o, path);
 
-    return stripe_ok_id(s) ? stripe_adup(h, a, s, oom) : NULL;
+    return stripe_ok_id(s) ? payd_adup(h, a, s, oom) : NULL;
 }
 
 /* A refund's status as an event type; IGNORED while it is pending. */
@@ -105,7 +105,7 @@ static void stripe_event_refund(const payd_host *h, payd_arena *a, json_t *re,
         out->provider_ref = stripe_event_id(h, a, re, "payment_intent", oom);
     if (out->type == PAYD_EV_REFUND_FAILED) {
         out->failure_code = stripe_ok_id(reason)
-                                ? stripe_adup(h, a, reason, oom)
+                                ? payd_adup(h, a, reason, oom)
                                 : "refund_failed";
         out->failure_message = "Stripe could not refund the payment";
     }
@@ -140,7 +140,7 @@ static void stripe_event_map(const payd_host *h, payd_arena *a, int kind,
                 stripe_jstr(obj, "last_payment_error.decline_code"));
             stripe_safe_message(stripe_jstr(obj, "last_payment_error.message"),
                                 "The payment failed.", msg, sizeof msg);
-            out->failure_message = stripe_adup(h, a, msg, oom);
+            out->failure_message = payd_adup(h, a, msg, oom);
         }
         return;
     case STRIPE_EK_CHARGE_REFUNDED:
@@ -212,17 +212,17 @@ int stripe_webhook(void *state, const payd_webhook_req *req_in,
     size_t i;
     int dup, oom = 0, rc;
 
-    STRIPE_ERROR_GUARD(e);
-    if (stripe_copy_in(&req, sizeof req, req_in) != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "request has no struct_size");
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID, "request has no struct_size");
     if (req.body == NULL && req.body_len != 0)
-        return stripe_fail(e, PAYD_E_INVALID, "webhook body missing");
+        return payd_fail(e, PAYD_E_INVALID, "webhook body missing");
     if (req.body_len > STRIPE_WEBHOOK_BODY_MAX)
-        return stripe_fail(e, PAYD_E_INVALID, "webhook body too large");
+        return payd_fail(e, PAYD_E_INVALID, "webhook body too large");
     sig = stripe_webhook_header(&req, &dup);
     if (dup)
-        return stripe_fail(e, PAYD_E_SIGNATURE,
-                           "more than one Stripe-Signature header");
+        return payd_fail(e, PAYD_E_SIGNATURE,
+                         "more than one Stripe-Signature header");
     rc = stripe_signature_verify(inst, a, sig, req.body != NULL ? req.body : "",
                                  req.body_len, &t, e);
     if (rc != PAYD_OK)
@@ -233,17 +233,17 @@ int stripe_webhook(void *state, const payd_webhook_req *req_in,
     type = stripe_jstr(ev, "type");
     obj = stripe_jget(ev, "data.object");
     if (!json_is_object(ev) || !stripe_ok_id(stripe_jstr(ev, "id")) ||
-        type == NULL || !stripe_ok_text(type, 128) || !json_is_object(obj)) {
+        type == NULL || !payd_text_ok(type, 128) || !json_is_object(obj)) {
         json_decref(ev);
-        return stripe_fail(e, PAYD_E_INVALID,
-                           "signed, but not a Stripe event (id, type and "
-                           "data.object are required)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "signed, but not a Stripe event (id, type and "
+                         "data.object are required)");
     }
     memset(&out, 0, sizeof out);
     out.struct_size = (uint32_t)sizeof out;
     out.type = PAYD_EV_IGNORED;
     out.provider_event_id = stripe_jdup(h, a, ev, "id", &oom);
-    out.provider_type = stripe_adup(h, a, type, &oom);
+    out.provider_type = payd_adup(h, a, type, &oom);
     out.occurred_at = stripe_jint(ev, "created", t);
     for (i = 0; i < sizeof stripe_events / sizeof stripe_events[0]; i++) {
         if (strcmp(type, stripe_events[i].name) != 0)
@@ -254,7 +254,7 @@ int stripe_webhook(void *state, const payd_webhook_req *req_in,
     }
     json_decref(ev);
     if (oom)
-        return stripe_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
-    stripe_copy_out(res, &out, sizeof out);
+        return payd_fail(e, PAYD_E_NOMEM, "stripe: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }

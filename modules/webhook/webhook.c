@@ -33,8 +33,8 @@
  * number of dispatcher threads at once.
  */
 #include <payd/module.h>
+#include <payd/module_support.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,23 +56,6 @@ typedef struct webhook_instance {
     long timeout_ms;
     char *user_agent;
 } webhook_instance;
-
-static int webhook_error(payd_error *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Fill e (when given) and return `code`. */
-static int webhook_error(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e == NULL)
-        return code;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 /* 1 when `s` is 1..max bytes of printable ASCII (no CR/LF, so it is safe
  * in a header line); spaces allowed only when `spaces`. */
@@ -153,26 +136,26 @@ static int webhook_configure(webhook_instance *w, const payd_config *cfg,
     size_t n;
 
     if (url == NULL || url[0] == '\0')
-        return webhook_error(e, PAYD_E_INVALID, "webhook: url is required");
+        return payd_fail(e, PAYD_E_INVALID, "webhook: url is required");
     w->target = webhook_target(url);
     if (w->target == NULL)
-        return webhook_error(e, PAYD_E_INVALID,
-                             "webhook: invalid value for url: expected an "
-                             "http:// or https:// URL with a host, without "
-                             "spaces, up to %d bytes",
-                             WEBHOOK_URL_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "webhook: invalid value for url: expected an "
+                         "http:// or https:// URL with a host, without "
+                         "spaces, up to %d bytes",
+                         WEBHOOK_URL_MAX);
     w->url = strdup(url);
 
     if (secret == NULL || secret[0] == '\0')
-        return webhook_error(e, PAYD_E_INVALID,
-                             "webhook: secret is required (use env:NAME or "
-                             "file:PATH)");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "webhook: secret is required (use env:NAME or "
+                         "file:PATH)");
     n = strlen(secret);
     if (n > WEBHOOK_SECRET_MAX)
-        return webhook_error(e, PAYD_E_INVALID,
-                             "webhook: invalid value for secret: expected 1 "
-                             "to %d bytes",
-                             WEBHOOK_SECRET_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "webhook: invalid value for secret: expected 1 "
+                         "to %d bytes",
+                         WEBHOOK_SECRET_MAX);
     w->secret = malloc(n + 1);
     if (w->secret != NULL) {
         memcpy(w->secret, secret, n + 1);
@@ -188,21 +171,21 @@ static int webhook_configure(webhook_instance *w, const payd_config *cfg,
         v = n > 0 && n <= 6 && timeout[n] == '\0' ? strtol(timeout, &endp, 10)
                                                   : -1;
         if (v < 100 || v > 300000)
-            return webhook_error(e, PAYD_E_INVALID,
-                                 "webhook: invalid value for timeout_ms: "
-                                 "expected an integer from 100 to 300000");
+            return payd_fail(e, PAYD_E_INVALID,
+                             "webhook: invalid value for timeout_ms: "
+                             "expected an integer from 100 to 300000");
         w->timeout_ms = v;
     }
 
     if (ua != NULL && !webhook_printable(ua, WEBHOOK_UA_MAX, 1))
-        return webhook_error(e, PAYD_E_INVALID,
-                             "webhook: invalid value for user_agent: expected "
-                             "1 to %d printable ASCII characters",
-                             WEBHOOK_UA_MAX);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "webhook: invalid value for user_agent: expected "
+                         "1 to %d printable ASCII characters",
+                         WEBHOOK_UA_MAX);
     w->user_agent = strdup(ua != NULL ? ua : "payd-webhook/" WEBHOOK_VERSION);
 
     if (w->url == NULL || w->secret == NULL || w->user_agent == NULL)
-        return webhook_error(e, PAYD_E_NOMEM, "webhook: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "webhook: out of memory");
     return PAYD_OK;
 }
 
@@ -218,12 +201,12 @@ static int webhook_init(const payd_host *h, const payd_config *cfg,
 
     if (h == NULL || h->abi_major != PAYD_ABI_MAJOR ||
         h->struct_size < sizeof(payd_host))
-        return webhook_error(e, PAYD_E_INVALID,
-                             "webhook: host does not provide the ABI 1.0 "
-                             "services");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "webhook: host does not provide the ABI 1.0 "
+                         "services");
     w = calloc(1, sizeof *w);
     if (w == NULL)
-        return webhook_error(e, PAYD_E_NOMEM, "webhook: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "webhook: out of memory");
     w->h = h;
     rc = webhook_configure(w, cfg, e);
     if (rc != PAYD_OK) {
@@ -282,21 +265,21 @@ static int webhook_status(const webhook_instance *w, const payd_notification *n,
     if (s == 408 || s == 429 || (s >= 500 && s <= 599)) {
         w->h->log(w->h, PAYD_LOG_INFO, "%s to %s: receiver answered %ld, will retry",
                   n->event_id, w->target, s);
-        return webhook_error(e, PAYD_E_TRANSIENT, "receiver answered %ld%s", s,
-                             snippet);
+        return payd_fail(e, PAYD_E_TRANSIENT, "receiver answered %ld%s", s,
+                         snippet);
     }
     if (s >= 100 && s <= 499) {
         w->h->log(w->h, PAYD_LOG_WARN, "%s to %s: receiver answered %ld, giving up",
                   n->event_id, w->target, s);
-        return webhook_error(e, PAYD_E_PROVIDER,
-                             s >= 300 && s <= 399
-                                 ? "receiver answered %ld (redirects are not "
-                                   "followed; configure the final URL)%s"
-                                 : "receiver answered %ld%s",
-                             s, snippet);
+        return payd_fail(e, PAYD_E_PROVIDER,
+                         s >= 300 && s <= 399
+                             ? "receiver answered %ld (redirects are not "
+                               "followed; configure the final URL)%s"
+                             : "receiver answered %ld%s",
+                         s, snippet);
     }
-    return webhook_error(e, PAYD_E_TRANSIENT,
-                         "receiver answered an invalid status %ld", s);
+    return payd_fail(e, PAYD_E_TRANSIENT,
+                     "receiver answered an invalid status %ld", s);
 }
 
 /*
@@ -322,9 +305,9 @@ static int webhook_notify(void *state, const payd_notification *n,
     if (n == NULL || n->event_json == NULL ||
         !webhook_printable(n->event_id, 128, 0) ||
         !webhook_printable(n->event_type, 128, 0))
-        return webhook_error(e, PAYD_E_INVALID,
-                             "webhook: the notification lacks an event id, "
-                             "type or envelope");
+        return payd_fail(e, PAYD_E_INVALID,
+                         "webhook: the notification lacks an event id, "
+                         "type or envelope");
     if (n->struct_size >= offsetof(payd_notification, attempt) + sizeof(int) &&
         n->attempt > 0)
         attempt = n->attempt;
@@ -335,7 +318,7 @@ static int webhook_notify(void *state, const payd_notification *n,
     plen = snprintf(prefix, sizeof prefix, "%lld.", (long long)t);
     signed_payload = h->alloc(a, (size_t)plen + body_len + 1);
     if (signed_payload == NULL)
-        return webhook_error(e, PAYD_E_TRANSIENT, "webhook: out of memory");
+        return payd_fail(e, PAYD_E_TRANSIENT, "webhook: out of memory");
     memcpy(signed_payload, prefix, (size_t)plen);
     memcpy(signed_payload + plen, n->event_json, body_len);
     h->hmac_sha256(w->secret, w->secret_len, signed_payload,
@@ -344,7 +327,7 @@ static int webhook_notify(void *state, const payd_notification *n,
     sig = hex != NULL ? h->sprintf(a, "t=%lld,v1=%s", (long long)t, hex) : NULL;
     attempt_s = h->sprintf(a, "%d", attempt);
     if (sig == NULL || attempt_s == NULL)
-        return webhook_error(e, PAYD_E_TRANSIENT, "webhook: out of memory");
+        return payd_fail(e, PAYD_E_TRANSIENT, "webhook: out of memory");
 
     const payd_header headers[] = {
         {"Content-Type", "application/json"},
@@ -372,15 +355,15 @@ static int webhook_notify(void *state, const payd_notification *n,
     if (rc == PAYD_OK)
         return webhook_status(w, n, &res, e);
     if (rc == PAYD_E_INVALID)
-        return webhook_error(e, PAYD_E_INVALID,
-                             "webhook: the host refused the request to %s",
-                             w->target);
+        return payd_fail(e, PAYD_E_INVALID,
+                         "webhook: the host refused the request to %s",
+                         w->target);
     /* Timeouts, refused connections, TLS failures and even our own OOM are
      * worth another try; the host's message names the host, not the URL. */
     h->log(h, PAYD_LOG_INFO, "%s to %s: no answer, will retry", n->event_id,
            w->target);
     if (e != NULL && e->message[0] == '\0')
-        webhook_error(e, PAYD_E_TRANSIENT, "POST %s: no answer", w->target);
+        payd_fail(e, PAYD_E_TRANSIENT, "POST %s: no answer", w->target);
     if (e != NULL)
         e->code = PAYD_E_TRANSIENT;
     return PAYD_E_TRANSIENT;

@@ -118,7 +118,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FK_BODY_MAX (1024 * 1024)
+#include "fake_http.h"
+
 #define FK_MAX_FAULTS 32
 #define FK_TOKEN_TTL_S 32400
 
@@ -219,13 +220,6 @@ static char *fk_debug_id(void)
     return fk_rand("", "0123456789abcdef", 13);
 }
 
-static const char *fk_str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 /* RFC 3339 UTC time `t` (0: now) as PayPal writes it. */
 static json_t *fk_time(time_t t)
 {
@@ -237,14 +231,6 @@ static json_t *fk_time(time_t t)
     gmtime_r(&t, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return json_string(buf);
-}
-
-static void fk_sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1266,26 +1252,6 @@ static int fk_api_locked(const char *method, const char *path, json_t *in, const
 /* HTTP                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static const char *fk_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
-}
-
 /* Status line, headers and body in ONE mg_write (tcp_nodelay). `ctype`
  * NULL: application/json. */
 static void fk_send(struct mg_connection *c, int status, const char *body, const char *ctype,
@@ -1325,30 +1291,6 @@ static void fk_send_json(struct mg_connection *c, int status, json_t *body)
     json_decref(body);
 }
 
-/* The whole request body (up to FK_BODY_MAX), malloc'd and NUL-terminated. */
-static char *fk_read_body(struct mg_connection *c, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    int r;
-
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap >= FK_BODY_MAX)
-                break;
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        r = mg_read(c, buf + n, cap - n - 1);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* Takes the next fault that applies to `path`, or returns 0. A fault
  * without a path applies to any API call but the token. */
 static int fk_fault_next_locked(const char *path, fk_fault *out)
@@ -1379,29 +1321,6 @@ static void fk_fault_unget_locked(const fk_fault *f)
     F.faults[0] = *f;
     F.faults[0].count = 1;
     F.nfaults++;
-}
-
-/* SHA-256 of method, path and body as hex: what a PayPal-Request-Id is
- * bound to. */
-static void fk_fingerprint(const char *method, const char *path, const char *body, size_t blen,
-                           char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *h = EVP_MD_CTX_new();
-
-    EVP_DigestInit_ex(h, EVP_sha256(), NULL);
-    EVP_DigestUpdate(h, method, strlen(method) + 1);
-    EVP_DigestUpdate(h, path, strlen(path) + 1);
-    EVP_DigestUpdate(h, body, blen);
-    EVP_DigestFinal_ex(h, md, &mdlen);
-    EVP_MD_CTX_free(h);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
 }
 
 /* PayPal-Request-Id before the endpoint (mutex held): 1 when answered
@@ -1561,7 +1480,7 @@ static void fk_handle_api(struct mg_connection *c, const struct mg_request_info 
         in = json_loadb(body, blen, 0, NULL);
     if (!post)
         key = NULL;
-    fk_fingerprint(method, path, body, blen, fp);
+    fk_fingerprint(method, path, NULL, body, blen, fp);
 
     pthread_mutex_lock(&F.mu);
     if (fk_fault_next_locked(path, &fault) && !strcmp(fault.action, "token_expired"))
@@ -1742,21 +1661,10 @@ static void fk_control_config(struct mg_connection *c, json_t *in)
 
 static void fk_control_requests(struct mg_connection *c, const char *query)
 {
-    char method[16] = "", path[256] = "";
-    json_t *data = json_array(), *r;
-    size_t i;
+    json_t *data;
 
-    if (query != NULL) {
-        mg_get_var(query, strlen(query), "method", method, sizeof method);
-        mg_get_var(query, strlen(query), "path", path, sizeof path);
-    }
     pthread_mutex_lock(&F.mu);
-    json_array_foreach(F.requests, i, r) {
-        if ((method[0] && strcmp(method, fk_str(r, "method")) != 0) ||
-            (path[0] && strcmp(path, fk_str(r, "path")) != 0))
-            continue;
-        json_array_append_new(data, json_deep_copy(r));
-    }
+    data = fk_requests_matching(F.requests, query);
     pthread_mutex_unlock(&F.mu);
     fk_send_json(c, 200, json_pack("{s:o}", "data", data));
 }

@@ -74,7 +74,8 @@
 #include <strings.h>
 #include <time.h>
 
-#define FK_BODY_MAX (1024 * 1024)
+#include "fake_http.h"
+
 #define FK_MAX_FAULTS 32
 
 /* ------------------------------------------------------------------------ */
@@ -162,13 +163,6 @@ static void fk_set_new_id(json_t *o, const char *key, const char *prefix,
 
     json_object_set_new(o, key, json_string(id));
     free(id);
-}
-
-static const char *fk_str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1140,21 +1134,6 @@ static void fk_api_locked(const char *method, const char *path,
 /* HTTP                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static const char *fk_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 404: return "Not Found";
-    case 409: return "Conflict";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    default: return "Unknown";
-    }
-}
-
 /* Status line, headers and body in ONE mg_write (tcp_nodelay). */
 static void fk_send(struct mg_connection *c, int status, const char *body,
                     const char *request_id, const char *version,
@@ -1195,30 +1174,6 @@ static void fk_send_json(struct mg_connection *c, int status, json_t *body)
     json_decref(body);
 }
 
-/* The whole request body (up to FK_BODY_MAX), malloc'd and NUL-terminated. */
-static char *fk_read_body(struct mg_connection *c, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    int r;
-
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap >= FK_BODY_MAX)
-                break;
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        r = mg_read(c, buf + n, cap - n - 1);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* Pop the next fault, or return 0. */
 static int fk_fault_next_locked(fk_fault *out)
 {
@@ -1230,40 +1185,6 @@ static int fk_fault_next_locked(fk_fault *out)
         F.nfaults--;
     }
     return 1;
-}
-
-static void fk_sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* The idempotency fingerprint of a request: SHA-256 of method, path,
- * query and body, as hex. */
-static void fk_fingerprint(const char *method, const char *path,
-                           const char *query, const char *body, size_t blen,
-                           char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *h = EVP_MD_CTX_new();
-    int i;
-
-    EVP_DigestInit_ex(h, EVP_sha256(), NULL);
-    EVP_DigestUpdate(h, method, strlen(method) + 1);
-    EVP_DigestUpdate(h, path, strlen(path) + 1);
-    EVP_DigestUpdate(h, query ? query : "", query ? strlen(query) + 1 : 1);
-    EVP_DigestUpdate(h, body, blen);
-    EVP_DigestFinal_ex(h, md, &mdlen);
-    EVP_MD_CTX_free(h);
-    for (i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
 }
 
 /*
@@ -1567,21 +1488,10 @@ static void fk_control_event(struct mg_connection *c, const char *query)
 
 static void fk_control_requests(struct mg_connection *c, const char *query)
 {
-    char method[16] = "", path[256] = "";
-    json_t *data = json_array(), *r;
-    size_t i;
+    json_t *data;
 
-    if (query != NULL) {
-        mg_get_var(query, strlen(query), "method", method, sizeof method);
-        mg_get_var(query, strlen(query), "path", path, sizeof path);
-    }
     pthread_mutex_lock(&F.mu);
-    json_array_foreach(F.requests, i, r) {
-        if ((method[0] && strcmp(method, fk_str(r, "method")) != 0) ||
-            (path[0] && strcmp(path, fk_str(r, "path")) != 0))
-            continue;
-        json_array_append_new(data, json_deep_copy(r));
-    }
+    data = fk_requests_matching(F.requests, query);
     pthread_mutex_unlock(&F.mu);
     fk_send_json(c, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }

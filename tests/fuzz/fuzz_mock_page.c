@@ -29,13 +29,7 @@
 #include <string.h>
 
 #include "fake_host.h"
-
-/* tests/fuzz/host.c */
-const payd_host *fuzz_host(void);
-payd_arena *fuzz_arena_new(void);
-void fuzz_arena_free(payd_arena *a);
-
-const payd_module *payd_module_v1(void);
+#include "fuzz_host.h"
 
 static const payd_module *mod;
 static void *state;
@@ -183,8 +177,6 @@ static int new_challenge(const char *return_url, char *ref, size_t refsz)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    payd_error e;
-
     (void)argc, (void)argv;
     fake_host_reset();
     fake_config_set("payd.instance", "mock_fuzz");
@@ -192,13 +184,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fake_config_set("webhook_secret", "whsec_fuzz");
     fake_config_set("webhooks", "off");
     fake_config_set("settle_ms", "3600000");
-    memset(&e, 0, sizeof e);
     mod = payd_module_v1();
-    if (mod == NULL || mod->gateway == NULL || mod->gateway->page == NULL ||
-        mod->init(fuzz_host(), fake_config(), &state, &e) != PAYD_OK) {
-        fprintf(stderr, "fuzz_mock_page: init failed: %s\n", e.message);
-        abort();
-    }
+    state = fuzz_gateway_start(mod, "fuzz_mock_page");
     /* One challenge, completed at once: mode 3 posts to it. */
     if (new_payment("https://shop.example/done", 1, old_ref, sizeof old_ref) == 0) {
         char path[96];

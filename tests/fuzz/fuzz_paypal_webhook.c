@@ -43,20 +43,8 @@
 #include <zlib.h>
 
 #include "fake_host.h"
+#include "fuzz_host.h"
 #include "paypal.h"
-
-/* tests/fuzz/host.c */
-typedef int (*fuzz_http_fn)(const payd_host *h, const payd_http_request *req,
-                            payd_http_response *res, payd_arena *a,
-                            payd_error *e);
-const payd_host *fuzz_host(void);
-payd_arena *fuzz_arena_new(void);
-void fuzz_arena_free(payd_arena *a);
-void fuzz_host_set_http(fuzz_http_fn fn);
-char *fuzz_host_strndup(payd_arena *a, const char *s, size_t n);
-int64_t fuzz_host_now(void);
-
-const payd_module *payd_module_v1(void);
 
 #define WEBHOOK_ID "8PT597110X687430LKGECATA"
 #define CERT_URL "https://certs.fuzz:8443/certs/CERT-1"
@@ -180,24 +168,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Read every string of a result: ASan flags one that is not a live,
- * terminated arena string. */
-static void touch(const char *s)
-{
-    if (s != NULL && strlen(s) == (size_t)-1)
-        abort();
-}
-
-static void invariant(int ok, const char *what, int mode, int rc,
-                      const payd_error *e)
-{
-    if (ok)
-        return;
-    fprintf(stderr, "INVARIANT: %s (mode %d, rc %d: %.256s)\n", what, mode, rc,
-            e->message);
-    abort();
-}
-
 /* base64 SHA256withRSA over id|time|webhook_id|crc32(body). */
 static void sign(const char *time_text, const char *body, size_t len,
                  char *out, size_t outsz)
@@ -244,15 +214,7 @@ static int call(void *st, const char *const values[5], const char *body,
     memset(e, 0, sizeof *e);
     rc = mod->gateway->webhook(st, &req, ev, a, e);
     if (rc == PAYD_OK) {
-        touch(ev->provider_event_id);
-        touch(ev->provider_type);
-        touch(ev->payment_id);
-        touch(ev->provider_ref);
-        touch(ev->refund_ref);
-        touch(ev->refund_id);
-        touch(ev->currency);
-        touch(ev->failure_code);
-        touch(ev->failure_message);
+        fuzz_touch_event(ev);
         if (ev->provider_event_id == NULL || ev->amount < 0)
             abort();
     }
@@ -327,7 +289,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         body = p;
         body_len = strlen(p);
         rc = call(offline_state, values, body, body_len, &ev, &e);
-        invariant(rc != PAYD_OK, "an unsigned delivery was accepted", mode, rc, &e);
+        fuzz_invariant(rc != PAYD_OK, "an unsigned delivery was accepted", mode, rc, &e);
     } else if (mode == 1 || mode == 2) {
         body = buf;
         body_len = size - 1;
@@ -346,9 +308,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         rc = call(offline_state, values, body, body_len, &ev, &e);
         if (mode == 1)
-            invariant(rc != PAYD_E_SIGNATURE, "a signed delivery was refused", mode, rc, &e);
+            fuzz_invariant(rc != PAYD_E_SIGNATURE, "a signed delivery was refused", mode, rc, &e);
         else
-            invariant(rc == PAYD_E_SIGNATURE, "a tampered delivery was not refused", mode,
+            fuzz_invariant(rc == PAYD_E_SIGNATURE, "a tampered delivery was not refused", mode,
                       rc, &e);
     } else if (mode == 3) {
         values[0] = TRANSMISSION_ID;

@@ -26,17 +26,7 @@
 #include <string.h>
 
 #include "fake_host.h"
-
-/* tests/fuzz/host.c */
-typedef int (*fuzz_http_fn)(const payd_host *h, const payd_http_request *req,
-                            payd_http_response *res, payd_arena *a,
-                            payd_error *e);
-const payd_host *fuzz_host(void);
-payd_arena *fuzz_arena_new(void);
-void fuzz_arena_free(payd_arena *a);
-void fuzz_host_set_http(fuzz_http_fn fn);
-
-const payd_module *payd_module_v1(void);
+#include "fuzz_host.h"
 
 #ifndef PAYD_SRCDIR
 #define PAYD_SRCDIR "."

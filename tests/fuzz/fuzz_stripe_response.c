@@ -25,19 +25,7 @@
 #include <string.h>
 
 #include "fake_host.h"
-
-/* tests/fuzz/host.c */
-typedef int (*fuzz_http_fn)(const payd_host *h, const payd_http_request *req,
-                            payd_http_response *res, payd_arena *a,
-                            payd_error *e);
-const payd_host *fuzz_host(void);
-payd_arena *fuzz_arena_new(void);
-void fuzz_arena_free(payd_arena *a);
-void fuzz_host_set_http(fuzz_http_fn fn);
-void *fuzz_host_alloc(payd_arena *a, size_t size);
-char *fuzz_host_strndup(payd_arena *a, const char *s, size_t n);
-
-const payd_module *payd_module_v1(void);
+#include "fuzz_host.h"
 
 static const long statuses[] = {200, 200, 200, 201, 204, 299, 300, 302, 400,
                                 401, 402, 403, 404, 409, 422, 429, 500, 502,
@@ -107,8 +95,6 @@ static int answer(const payd_host *h, const payd_http_request *req,
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    payd_error e;
-
     (void)argc, (void)argv;
     fake_host_reset();
     fake_config_set("payd.instance", "stripe_fuzz");
@@ -116,21 +102,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fake_config_set("webhook_secret", "whsec_fuzz");
     fake_config_set("api_base", "http://127.0.0.1:9");
     fake_config_set("statement_descriptor_suffix", "FUZZ");
-    memset(&e, 0, sizeof e);
     mod = payd_module_v1();
-    if (mod == NULL || mod->gateway == NULL ||
-        mod->init(fuzz_host(), fake_config(), &state, &e) != PAYD_OK) {
-        fprintf(stderr, "fuzz_stripe_response: init failed: %s\n", e.message);
-        abort();
-    }
+    state = fuzz_gateway_start(mod, "fuzz_stripe_response");
     fuzz_host_set_http(answer);
     return 0;
-}
-
-static void touch(const char *s)
-{
-    if (s != NULL && strlen(s) == (size_t)-1)
-        abort();
 }
 
 static void payment(int op, payd_arena *a, payd_error *e)
@@ -161,14 +136,14 @@ static void payment(int op, payd_arena *a, payd_error *e)
         : op == 3 ? g->capture : g->cancel;
 
     if (fn(state, &req, &res, a, e) == PAYD_OK || res.provider_ref != NULL) {
-        touch(res.provider_ref);
-        touch(res.client_secret);
-        touch(res.next_action_url);
-        touch(res.next_action_text);
-        touch(res.failure_code);
-        touch(res.failure_message);
-        touch(res.raw);
-        touch(res.provider_request_id);
+        fuzz_touch(res.provider_ref);
+        fuzz_touch(res.client_secret);
+        fuzz_touch(res.next_action_url);
+        fuzz_touch(res.next_action_text);
+        fuzz_touch(res.failure_code);
+        fuzz_touch(res.failure_message);
+        fuzz_touch(res.raw);
+        fuzz_touch(res.provider_request_id);
     }
 }
 
@@ -191,11 +166,11 @@ static void refund(int op, payd_arena *a, payd_error *e)
                      : mod->gateway->refund_retrieve(state, &req, &res, a, e);
 
     if (rc == PAYD_OK || res.refund_ref != NULL) {
-        touch(res.refund_ref);
-        touch(res.failure_code);
-        touch(res.failure_message);
-        touch(res.raw);
-        touch(res.provider_request_id);
+        fuzz_touch(res.refund_ref);
+        fuzz_touch(res.failure_code);
+        fuzz_touch(res.failure_message);
+        fuzz_touch(res.raw);
+        fuzz_touch(res.provider_request_id);
     }
 }
 
@@ -214,10 +189,10 @@ static void method(int op, payd_arena *a, payd_error *e)
 
         if (mod->gateway->list_methods(state, &req, &list, a, e) == PAYD_OK)
             for (size_t i = 0; i < list.count; i++) {
-                touch(list.items[i].method_ref);
-                touch(list.items[i].customer_ref);
-                touch(list.items[i].brand);
-                touch(list.items[i].last4);
+                fuzz_touch(list.items[i].method_ref);
+                fuzz_touch(list.items[i].customer_ref);
+                fuzz_touch(list.items[i].brand);
+                fuzz_touch(list.items[i].last4);
             }
         return;
     }
@@ -226,10 +201,10 @@ static void method(int op, payd_arena *a, payd_error *e)
                      : mod->gateway->save_method(state, &req, &m, a, e);
 
     if (rc == PAYD_OK) {
-        touch(m.method_ref);
-        touch(m.customer_ref);
-        touch(m.brand);
-        touch(m.last4);
+        fuzz_touch(m.method_ref);
+        fuzz_touch(m.customer_ref);
+        fuzz_touch(m.brand);
+        fuzz_touch(m.last4);
     }
 }
 

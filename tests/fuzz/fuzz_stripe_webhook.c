@@ -30,23 +30,14 @@
  */
 #include <payd/module.h>
 
-#include <openssl/hmac.h>
-
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fake_host.h"
+#include "fuzz_host.h"
 #include "stripe.h"
-
-/* tests/fuzz/host.c */
-const payd_host *fuzz_host(void);
-payd_arena *fuzz_arena_new(void);
-void fuzz_arena_free(payd_arena *a);
-int64_t fuzz_host_now(void);
-
-const payd_module *payd_module_v1(void);
 
 #define SECRET "whsec_payd_fixture_5f2b8c1e9a"
 #define SECRET2 "whsec_rotated_second_secret"
@@ -57,62 +48,15 @@ static void *state;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    payd_error e;
-
     (void)argc, (void)argv;
     fake_host_reset();
     fake_config_set("payd.instance", "stripe_fuzz");
     fake_config_set("secret_key", "sk_test_fuzz_0123456789");
     fake_config_set("webhook_secret", SECRET "," SECRET2);
     fake_config_set("api_base", "http://127.0.0.1:9");
-    memset(&e, 0, sizeof e);
     mod = payd_module_v1();
-    if (mod == NULL || mod->gateway == NULL || mod->gateway->webhook == NULL ||
-        mod->init(fuzz_host(), fake_config(), &state, &e) != PAYD_OK) {
-        fprintf(stderr, "fuzz_stripe_webhook: init failed: %s\n", e.message);
-        abort();
-    }
+    state = fuzz_gateway_start(mod, "fuzz_stripe_webhook");
     return 0;
-}
-
-static void sign(const char *secret, const char *body, size_t len, long long t,
-                 char *out, size_t outsz)
-{
-    unsigned char mac[32];
-    unsigned int maclen = sizeof mac;
-    char ts[24], hex[65];
-    int n = snprintf(ts, sizeof ts, "%lld", t);
-    char *msg = malloc((size_t)n + 1 + len);
-
-    if (msg == NULL)
-        abort();
-    memcpy(msg, ts, (size_t)n);
-    msg[n] = '.';
-    memcpy(msg + n + 1, body, len);
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)msg,
-         (size_t)n + 1 + len, mac, &maclen);
-    free(msg);
-    for (size_t i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    snprintf(out, outsz, "t=%s,v1=%s", ts, hex);
-}
-
-/* Read every string of a result: ASan flags one that is not a live,
- * terminated arena string. */
-static void touch(const char *s)
-{
-    if (s != NULL && strlen(s) == (size_t)-1)
-        abort();
-}
-
-static void invariant(int ok, const char *what, int mode, int rc,
-                      const payd_error *e)
-{
-    if (ok)
-        return;
-    fprintf(stderr, "INVARIANT: %s (mode %d, rc %d: %.256s)\n", what, mode, rc,
-            e->message);
-    abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -132,21 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rest = (const char *)data + 1;
     rest_len = size - 1;
 
-    if (mode == 0 || mode == 5) {
-        const char *nl = memchr(rest, '\n', rest_len);
-        size_t hlen = nl != NULL ? (size_t)(nl - rest) : rest_len;
-
-        if (hlen >= sizeof header)
-            hlen = sizeof header - 1;
-        memcpy(header, rest, hlen);
-        header[hlen] = '\0';
-        if (nl != NULL) {
-            rest_len -= (size_t)(nl + 1 - rest);
-            rest = nl + 1;
-        } else {
-            rest_len = 0;
-        }
-    }
+    if (mode == 0 || mode == 5)
+        fuzz_take_line(&rest, &rest_len, header, sizeof header);
     if (mode == 0) {
         stripe_sig sig;
         payd_error pe;
@@ -161,31 +92,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
-    if (memchr(rest, '\0', rest_len) != NULL)
-        return 0;
-    body = malloc(rest_len + 1);
+    body = fuzz_body_copy(rest, rest_len);
     if (body == NULL)
         return 0;
-    memcpy(body, rest, rest_len);
-    body[rest_len] = '\0';
     body_len = rest_len;
 
     switch (mode) {
     case 1:
-        sign(SECRET, body, body_len, fuzz_host_now(), header, sizeof header);
+        fuzz_sign_t_v1(SECRET, body, body_len, fuzz_host_now(),
+                       header, sizeof header);
         break;
     case 6:
-        sign(SECRET2, body, body_len, fuzz_host_now(), header, sizeof header);
+        fuzz_sign_t_v1(SECRET2, body, body_len, fuzz_host_now(),
+                       header, sizeof header);
         break;
     case 2:
-        sign(SECRET, body, body_len, fuzz_host_now() - TOLERANCE, header, sizeof header);
+        fuzz_sign_t_v1(SECRET, body, body_len, fuzz_host_now() - TOLERANCE,
+                       header, sizeof header);
         break;
     case 3:
-        sign(SECRET, body, body_len, fuzz_host_now() - TOLERANCE - 1, header,
-             sizeof header);
+        fuzz_sign_t_v1(SECRET, body, body_len, fuzz_host_now() - TOLERANCE - 1,
+                       header, sizeof header);
         break;
     case 4:
-        sign(SECRET, body, body_len, fuzz_host_now(), other, sizeof other);
+        fuzz_sign_t_v1(SECRET, body, body_len, fuzz_host_now(),
+                       other, sizeof other);
         snprintf(header, sizeof header,
                  "t=%lld,v0=deadbeef,v1=%064d,v1=%s", (long long)fuzz_host_now(),
                  0, strstr(other, "v1=") + 3);
@@ -219,21 +150,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "mode %d: rc %d type %d id %s: %s\n", mode, rc, ev.type,
                 rc == PAYD_OK ? ev.provider_event_id : "-", e.message);
     if (rc == PAYD_OK) {
-        touch(ev.provider_event_id);
-        touch(ev.provider_type);
-        touch(ev.payment_id);
-        touch(ev.provider_ref);
-        touch(ev.refund_ref);
-        touch(ev.refund_id);
-        touch(ev.currency);
-        touch(ev.failure_code);
-        touch(ev.failure_message);
+        fuzz_touch_event(&ev);
     }
     if (mode == 1 || mode == 2 || mode == 4 || mode == 6)
-        invariant(rc != PAYD_E_SIGNATURE, "a correctly signed body was refused",
+        fuzz_invariant(rc != PAYD_E_SIGNATURE, "a correctly signed body was refused",
                   mode, rc, &e);
     if (mode == 3 || mode == 5 || mode == 7)
-        invariant(rc != PAYD_OK, "an unsigned, stale or doubly signed body was accepted",
+        fuzz_invariant(rc != PAYD_OK, "an unsigned, stale or doubly signed body was accepted",
                   mode, rc, &e);
     fuzz_arena_free(a);
     free(body);

@@ -15,14 +15,18 @@
  *   - `http` answers from a function the target installs (by default an
  *     empty 200), so a target can feed response bytes to a module.
  *
+ * It also holds what the module targets check alike (starting a gateway,
+ * touching every returned string, invariants, the t=/v1= signature and
+ * the raw-header input split), so a target keeps only what is its own.
+ *
  * Not a fuzz target itself: the Makefile links it into the module targets
- * (tests/fuzz/fuzz_<module>_*.c). The prototypes are repeated in each
- * target; there is no header.
+ * (tests/fuzz/fuzz_<module>_*.c), which include tests/fuzz/fuzz_host.h.
  */
 #include <payd/module.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,12 +36,9 @@
 #include <strings.h>
 
 #include "fake_host.h"
+#include "fuzz_host.h"
 
 #define FUZZ_HOST_NOW 1763700000LL
-
-typedef int (*fuzz_http_fn)(const payd_host *h, const payd_http_request *req,
-                            payd_http_response *res, payd_arena *a,
-                            payd_error *e);
 
 /* One allocation; the data is a separate exact-size malloc. */
 typedef struct fuzz_block {
@@ -329,4 +330,105 @@ const payd_host *fuzz_host(void)
 int64_t fuzz_host_now(void)
 {
     return FUZZ_HOST_NOW;
+}
+
+/* ------------------------------------------------------------------------ */
+/* What every module target checks                                          */
+/* ------------------------------------------------------------------------ */
+
+void *fuzz_gateway_start(const payd_module *mod, const char *target)
+{
+    payd_error e;
+    void *state = NULL;
+
+    memset(&e, 0, sizeof e);
+    if (mod == NULL || mod->gateway == NULL ||
+        mod->init(fuzz_host(), fake_config(), &state, &e) != PAYD_OK) {
+        fprintf(stderr, "%s: init failed: %s\n", target, e.message);
+        abort();
+    }
+    return state;
+}
+
+void fuzz_touch(const char *s)
+{
+    if (s != NULL && strlen(s) == (size_t)-1)
+        abort();
+}
+
+void fuzz_touch_event(const payd_event *ev)
+{
+    fuzz_touch(ev->provider_event_id);
+    fuzz_touch(ev->provider_type);
+    fuzz_touch(ev->payment_id);
+    fuzz_touch(ev->provider_ref);
+    fuzz_touch(ev->refund_ref);
+    fuzz_touch(ev->refund_id);
+    fuzz_touch(ev->currency);
+    fuzz_touch(ev->failure_code);
+    fuzz_touch(ev->failure_message);
+}
+
+void fuzz_invariant(int ok, const char *what, int mode, int rc,
+                    const payd_error *e)
+{
+    if (ok)
+        return;
+    fprintf(stderr, "INVARIANT: %s (mode %d, rc %d: %.256s)\n", what, mode, rc,
+            e->message);
+    abort();
+}
+
+void fuzz_sign_t_v1(const char *secret, const char *body, size_t len,
+                    long long t, char *out, size_t outsz)
+{
+    unsigned char mac[32];
+    unsigned int maclen = sizeof mac;
+    char ts[24], hex[65];
+    int n = snprintf(ts, sizeof ts, "%lld", t);
+    char *msg = malloc((size_t)n + 1 + len);
+
+    if (msg == NULL)
+        abort();
+    memcpy(msg, ts, (size_t)n);
+    msg[n] = '.';
+    memcpy(msg + n + 1, body, len);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)msg,
+         (size_t)n + 1 + len, mac, &maclen);
+    free(msg);
+    for (size_t i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    snprintf(out, outsz, "t=%s,v1=%s", ts, hex);
+}
+
+void fuzz_take_line(const char **rest, size_t *rest_len, char *line,
+                    size_t linesz)
+{
+    const char *nl = memchr(*rest, '\n', *rest_len);
+    size_t n = nl != NULL ? (size_t)(nl - *rest) : *rest_len;
+
+    if (n >= linesz)
+        n = linesz - 1;
+    memcpy(line, *rest, n);
+    line[n] = '\0';
+    if (nl != NULL) {
+        *rest_len -= (size_t)(nl + 1 - *rest);
+        *rest = nl + 1;
+    } else {
+        *rest_len = 0;
+    }
+}
+
+char *fuzz_body_copy(const char *rest, size_t len)
+{
+    char *body;
+
+    if (memchr(rest, '\0', len) != NULL)
+        return NULL;
+    body = malloc(len + 1);
+    if (body == NULL)
+        return NULL;
+    memcpy(body, rest, len);
+    body[len] = '\0';
+    return body;
 }

@@ -582,6 +582,17 @@ int h_payd_apikey(h_payd *p, const char *role, char *key_out, size_t len)
     return 0;
 }
 
+int h_group_start(void **state, h_payd *p, const h_payd_opts *o)
+{
+    *state = p;
+    return h_payd_start(p, o);
+}
+
+int h_group_stop(void **state)
+{
+    return *state != NULL && h_payd_stop(*state) == 0 ? 0 : -1;
+}
+
 int h_payd_spawn(h_payd *p)
 {
     if (h_init() != 0) return -1;
@@ -1079,6 +1090,16 @@ void h_expect_str_at(const char *got, const char *want, const char *what, const 
     }
 }
 
+void h_expect_contains_at(const char *haystack, const char *needle, const char *what, int want, const char *file,
+                          int line)
+{
+    if (haystack == NULL || (strstr(haystack, needle) != NULL) != want) {
+        print_error("%s %s \"%s\":\n%s\n", what, want ? "does not contain" : "contains", needle,
+                    haystack ? haystack : "(null)");
+        _fail(file, line);
+    }
+}
+
 void h_expect_error_at(const h_resp *r, long status, const char *type, const char *code,
                        const char *param, const char *file, int line)
 {
@@ -1109,6 +1130,18 @@ void h_ledger(const h_payd *p, const char *pay_id, const char *type, long long *
                       pay_id, type);
 }
 
+void h_expect_ledger_at(const h_payd *p, const char *pay_id, const char *type, long long count, long long sum,
+                        const char *file, int line)
+{
+    long long got_count, got_sum;
+    h_ledger(p, pay_id, type, &got_count, &got_sum);
+    if (got_count != count || got_sum != sum) {
+        print_error("ledger %s of %s: expected %lld rows summing to %lld, got %lld summing to %lld\n", type, pay_id,
+                    count, sum, got_count, got_sum);
+        _fail(file, line);
+    }
+}
+
 size_t h_events_of(h_payd *p, const char *object_id, const char *type)
 {
     char path[256];
@@ -1126,4 +1159,172 @@ size_t h_events_of(h_payd *p, const char *object_id, const char *type)
     }
     h_resp_free(&r);
     return n;
+}
+
+void h_post_ok(const h_payd *p, const char *path, const char *auth, const char *json_text, h_resp *r)
+{
+    assert_int_equal(h_post_json(p, path, auth, NULL, json_text, r), 0);
+}
+
+void h_get_ok(const h_payd *p, const char *path, const char *auth, h_resp *r)
+{
+    assert_int_equal(h_get(p, path, auth, r), 0);
+}
+
+void h_create(const h_payd *p, const char *path, const char *auth, const char *json_text, long status,
+              char id[64])
+{
+    h_resp r;
+    h_post_ok(p, path, auth, json_text, &r);
+    h_expect_status_at(&r, status, __FILE__, __LINE__);
+    assert_non_null(h_rstr(&r, "id"));
+    snprintf(id, 64, "%s", h_rstr(&r, "id"));
+    h_resp_free(&r);
+}
+
+void h_status_of(const h_payd *p, const char *kind, const char *id, char out[40])
+{
+    char path[160];
+    h_resp r;
+    snprintf(path, sizeof path, "/v1/%s/%s", kind, id);
+    h_get_ok(p, path, p->admin_auth, &r);
+    h_expect_status_at(&r, 200, __FILE__, __LINE__);
+    snprintf(out, 40, "%s", h_rstr(&r, "status") ? h_rstr(&r, "status") : "(none)");
+    h_resp_free(&r);
+}
+
+int h_wait_status(const h_payd *p, const char *kind, const char *id, const char *want, long timeout_ms,
+                  char last[40])
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    do {
+        h_status_of(p, kind, id, last);
+        if (strcmp(last, want) == 0) return 1;
+        h_sleep_ms(100);
+    } while (h_now_ms() < deadline);
+    return 0;
+}
+
+void h_mock_signature(const char *secret, long long t, const char *body, char *out, size_t len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    size_t n = (size_t)snprintf(NULL, 0, "%lld.%s", t, body);
+    char *signed_text = malloc(n + 1);
+    assert_non_null(signed_text);
+    snprintf(signed_text, n + 1, "%lld.%s", t, body);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signed_text, n, mac, &mac_len);
+    free(signed_text);
+    for (unsigned int i = 0; i < mac_len; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    snprintf(out, len, "Mock-Signature: t=%lld,v1=%s", t, hex);
+}
+
+void h_post_webhook(const h_payd *p, const char *gateway, const char *header, const char *body, h_resp *r)
+{
+    char path[128];
+    const char *headers[] = {header, NULL};
+    snprintf(path, sizeof path, "/v1/webhooks/%s", gateway);
+    h_req req = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
+                 .headers = header ? headers : NULL};
+    assert_int_equal(h_request_ex(p, &req, r), 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fake providers.                                                          */
+/* ------------------------------------------------------------------------ */
+
+pid_t h_fake_spawn(const char *const argv[], const char *const env[], char *line, size_t len)
+{
+    int fds[2];
+    if (len == 0 || pipe(fds) != 0) return -1;
+    line[0] = '\0';
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        for (size_t i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    int64_t deadline = h_now_ms() + 10000;
+    while (n < len - 1 && !strchr(line, '\n') && h_now_ms() < deadline) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - h_now_ms())) <= 0) break;
+        ssize_t got = read(fds[0], line + n, len - 1 - n);
+        if (got <= 0) break;
+        n += (size_t)got;
+        line[n] = '\0';
+    }
+    close(fds[0]);
+    char *nl = strchr(line, '\n');
+    if (nl == NULL) {
+        h_diag("%s did not start: \"%s\"", argv[0], line);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    *nl = '\0';
+    return pid;
+}
+
+int h_fake_stop(pid_t *pid)
+{
+    int status = 0;
+    if (*pid <= 0) return 0;
+    kill(*pid, SIGTERM);
+    int64_t deadline = h_now_ms() + 5000;
+    while (h_now_ms() < deadline) {
+        if (waitpid(*pid, &status, WNOHANG) == *pid) {
+            *pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        h_sleep_ms(20);
+    }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
+    return -1;
+}
+
+void h_fake_call(const h_payd *fake, const char *method, const char *path, const char *body,
+                 const char *const *headers, h_resp *r)
+{
+    h_req req = {.method = method, .path = path, .body = body,
+                 .content_type = body ? "application/json" : NULL, .headers = headers};
+    assert_int_equal(h_request_ex(fake, &req, r), 0);
+}
+
+void h_fake_next(const h_payd *fake, const char *json_text)
+{
+    h_resp r;
+    h_fake_call(fake, "POST", "/_fake/next", json_text, NULL, &r);
+    h_expect_status_at(&r, 200, __FILE__, __LINE__);
+    h_resp_free(&r);
+}
+
+json_t *h_fake_requests(const h_payd *fake, const char *method, const char *path)
+{
+    char q[512];
+    h_resp r;
+    snprintf(q, sizeof q, "/_fake/requests?method=%s&path=%s", method, path);
+    h_fake_call(fake, "GET", q, NULL, NULL, &r);
+    h_expect_status_at(&r, 200, __FILE__, __LINE__);
+    json_t *data = json_incref(h_jpath(r.json, "data"));
+    h_resp_free(&r);
+    assert_true(json_is_array(data));
+    return data;
 }

@@ -13,15 +13,15 @@
  *     static h_payd srv;
  *     static int setup(void **state) {
  *         h_payd_opts o = {.extra = "[gateway.main]\nmodule = mock\n"};
- *         return h_payd_start(&srv, &o);
+ *         return h_group_start(state, &srv, &o);
  *     }
- *     static int teardown(void **state) { return h_payd_stop(&srv) == 0 ? 0 : -1; }
  *     static void test_x(void **state) {
  *         h_resp r;
  *         assert_int_equal(h_get(&srv, "/healthz", NULL, &r), 0);
  *         assert_int_equal(r.status, 200);
  *         h_resp_free(&r);
  *     }
+ *     ...  cmocka_run_group_tests(tests, setup, h_group_stop);
  *
  * Conventions:
  *   - Functions return 0 on success and -1 on failure unless stated; on
@@ -187,6 +187,13 @@ int h_payd_configure(h_payd *p, const h_payd_opts *o);
  */
 int h_payd_start(h_payd *p, const h_payd_opts *o);
 
+/* cmocka group fixtures for a file whose tests share one payd: h_group_start
+ * is h_payd_start that also keeps p in *state, and h_group_stop stops it
+ * (h_payd_stop); the group fails (-1) unless payd exited cleanly, so a
+ * sanitizer report in payd fails the file. */
+int h_group_start(void **state, h_payd *p, const h_payd_opts *o);
+int h_group_stop(void **state);
+
 /* Starts `payd serve` on an already configured p (after h_payd_configure or
  * a previous h_payd_stop). No migrate, no wait. */
 int h_payd_spawn(h_payd *p);
@@ -309,6 +316,10 @@ int h_rbool(const h_resp *r, const char *path);
 /* Fail the running cmocka test, printing what was expected and got. */
 void h_expect_status_at(const h_resp *r, long want, const char *file, int line);
 void h_expect_str_at(const char *got, const char *want, const char *what, const char *file, int line);
+/* `needle` occurs in `haystack` (want 1) or does not (want 0); haystack,
+ * named `what` in the failure, must not be NULL. */
+void h_expect_contains_at(const char *haystack, const char *needle, const char *what, int want, const char *file,
+                          int line);
 /* The one error shape: status, type, code, (unless NULL) param, request_id. */
 void h_expect_error_at(const h_resp *r, long status, const char *type, const char *code,
                        const char *param, const char *file, int line);
@@ -317,13 +328,101 @@ void h_expect_error_at(const h_resp *r, long status, const char *type, const cha
 long long h_sql_intf(const h_payd *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ledger rows of one type for a payment: their count and sum. */
 void h_ledger(const h_payd *p, const char *pay_id, const char *type, long long *count, long long *sum);
+/* Fail the running test unless h_ledger finds `count` rows summing to `sum`. */
+void h_expect_ledger_at(const h_payd *p, const char *pay_id, const char *type, long long count, long long sum,
+                        const char *file, int line);
 /* Events of `type` about `object_id`, counted through GET /v1/events (the
  * merchant key); asserts each listed event is of that type and object. */
 size_t h_events_of(h_payd *p, const char *object_id, const char *type);
 
+/* h_post_json (no idempotency key) and h_get that assert an answer arrived,
+ * whatever its status: for tests that then check the status themselves. */
+void h_post_ok(const h_payd *p, const char *path, const char *auth, const char *json_text, h_resp *r);
+void h_get_ok(const h_payd *p, const char *path, const char *auth, h_resp *r);
+
+/* POST `json_text` to `path` by `auth`, expect HTTP `status` and a string
+ * "id", and copy that id into id (64 bytes): creating an order, a payment,
+ * a refund, a customer. */
+void h_create(const h_payd *p, const char *path, const char *auth, const char *json_text, long status,
+              char id[64]);
+
+/* The "status" of GET /v1/<kind>/<id> ("orders", "payments", "refunds";
+ * the admin key, which must answer 200) into out, "(none)" when absent. */
+void h_status_of(const h_payd *p, const char *kind, const char *id, char out[40]);
+
+/* Polls h_status_of every 100 ms until it is `want`, for at most
+ * timeout_ms. 1 when reached; 0 otherwise, the last status in `last`. */
+int h_wait_status(const h_payd *p, const char *kind, const char *id, const char *want, long timeout_ms,
+                  char last[40]);
+
+/* The header line the mock gateway signs its webhooks with, into out:
+ * "Mock-Signature: t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>". */
+void h_mock_signature(const char *secret, long long t, const char *body, char *out, size_t len);
+
+/* POST `body` (JSON) to /v1/webhooks/<gateway> with the extra header line
+ * `header` (NULL: none); asserts an answer arrived. */
+void h_post_webhook(const h_payd *p, const char *gateway, const char *header, const char *body, h_resp *r);
+
+/* ------------------------------------------------------------------------ */
+/* Fake providers (tests/fakes) as child processes.                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Starts argv[0] (a path; no PATH search) with argv, after setting the
+ * "NAME=value" entries of `env` (NULL-terminated, may be NULL) in the
+ * child. Its stdout is read until the first line (at most 10 s), which is
+ * copied into `line` (NUL-terminated, without the newline): fakes announce
+ * "... listening on 127.0.0.1:PORT" there. The child dies with the test
+ * process (PR_SET_PDEATHSIG). Returns its pid, or -1 (with a diagnostic,
+ * and the child killed) when it could not start or said nothing.
+ */
+pid_t h_fake_spawn(const char *const argv[], const char *const env[], char *line, size_t len);
+
+/* SIGTERM, then SIGKILL after 5 s; *pid becomes 0 (a pid <= 0 is left
+ * alone and 0 returned). Returns the exit status, 128+N when killed by
+ * signal N, or -1 when it had to be SIGKILLed. */
+int h_fake_stop(pid_t *pid);
+
+/* A control or API request to a fake (only fake->base_url is used); asserts
+ * an answer arrived. The body, if any, is sent as application/json. */
+void h_fake_call(const h_payd *fake, const char *method, const char *path, const char *body,
+                 const char *const *headers, h_resp *r);
+
+/* POST /_fake/next with `json_text` (the fault or action for the next API
+ * request); expects 200. */
+void h_fake_next(const h_payd *fake, const char *json_text);
+
+/* The fake's records of `method` `path` ("" for all) from
+ * GET /_fake/requests: a new JSON array (caller decrefs); asserts 200. */
+json_t *h_fake_requests(const h_payd *fake, const char *method, const char *path);
+
 #define EXPECT_STATUS(r, want) h_expect_status_at((r), (want), __FILE__, __LINE__)
 #define EXPECT_STR(got, want) h_expect_str_at((got), (want), #got, __FILE__, __LINE__)
+#define EXPECT_CONTAINS(haystack, needle) \
+    h_expect_contains_at((haystack), (needle), #haystack, 1, __FILE__, __LINE__)
+#define EXPECT_NOT_CONTAINS(haystack, needle) \
+    h_expect_contains_at((haystack), (needle), #haystack, 0, __FILE__, __LINE__)
 #define EXPECT_ERROR(r, status, type, code, param) \
     h_expect_error_at((r), (status), (type), (code), (param), __FILE__, __LINE__)
+/* GET `path`, or POST `json_text` to it, by `auth`: the answer must be
+ * the one error shape (EXPECT_ERROR's arguments). */
+#define EXPECT_GET_ERROR(p, path, auth, status, type, code, param)       \
+    do {                                                                 \
+        h_resp r_;                                                       \
+        h_get_ok((p), (path), (auth), &r_);                              \
+        EXPECT_ERROR(&r_, (status), (type), (code), (param));            \
+        h_resp_free(&r_);                                                \
+    } while (0)
+#define EXPECT_POST_ERROR(p, path, auth, json_text, status, type, code, param) \
+    do {                                                                 \
+        h_resp r_;                                                       \
+        h_post_ok((p), (path), (auth), (json_text), &r_);                \
+        EXPECT_ERROR(&r_, (status), (type), (code), (param));            \
+        h_resp_free(&r_);                                                \
+    } while (0)
+/* The ledger holds exactly `count` rows of `type` for payment `pay_id`, and
+ * their amounts sum to `sum`. */
+#define EXPECT_LEDGER(p, pay_id, type, count, sum) \
+    h_expect_ledger_at((p), (pay_id), (type), (count), (sum), __FILE__, __LINE__)
 
 #endif

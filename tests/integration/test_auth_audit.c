@@ -34,17 +34,8 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-
-__attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
-{
-    assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
-}
-
-__attribute__((unused)) static void get(const char *path, const char *auth, h_resp *r)
-{
-    assert_int_equal(h_get(&srv, path, auth, r), 0);
-}
-
+#define post(path, auth, body, r) h_post_ok(&srv, (path), (auth), (body), (r))
+#define get(path, auth, r) h_get_ok(&srv, (path), (auth), (r))
 
 /* "Bearer <jwt>" for `sub`, valid for ten minutes, signed with `secret`. */
 static void user_auth(const char *secret, const char *sub, long long exp_offset_s, char out[1024])
@@ -96,7 +87,6 @@ static void expect_append_only(const char *sql)
 
 static int setup(void **state)
 {
-    (void)state;
     h_payd_opts o = {
         .extra = "[payments]\n"
                  "janitor_interval_ms = 100\n"
@@ -108,13 +98,7 @@ static int setup(void **state)
                  "[routing]\n"
                  "default = mock\n",
     };
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -124,13 +108,8 @@ static int teardown(void **state)
 static void test_missing_authorization_is_401_missing_credentials(void **state)
 {
     (void)state;
-    h_resp r;
-    get("/v1/orders", NULL, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "missing_credentials", NULL);
-    h_resp_free(&r);
-    post("/v1/orders", NULL, order_body, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "missing_credentials", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/orders", NULL, 401, "authentication_error", "missing_credentials", NULL);
+    EXPECT_POST_ERROR(&srv, "/v1/orders", NULL, order_body, 401, "authentication_error", "missing_credentials", NULL);
 }
 
 static void test_wrong_key_is_401_invalid_credentials_and_audited(void **state)
@@ -170,18 +149,13 @@ static void test_expired_jwt_is_401(void **state)
     (void)state;
     char auth[1024];
     user_auth(h_jwt_secret(), "late_user", -3600, auth);
-    h_resp r;
-    get("/v1/orders", auth, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "invalid_credentials", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/orders", auth, 401, "authentication_error", "invalid_credentials", NULL);
     /* Without exp at all, too. */
     char *jwt = h_jwt_hs256_claims(h_jwt_secret(), "{\"sub\":\"forever_user\"}");
     assert_non_null(jwt);
     snprintf(auth, sizeof auth, "Bearer %s", jwt);
     free(jwt);
-    get("/v1/orders", auth, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "invalid_credentials", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/orders", auth, 401, "authentication_error", "invalid_credentials", NULL);
 }
 
 static void test_jwt_signed_with_another_secret_is_401(void **state)
@@ -189,19 +163,12 @@ static void test_jwt_signed_with_another_secret_is_401(void **state)
     (void)state;
     char auth[1024];
     user_auth("not-the-configured-secret-0123456789", "mallory", 600, auth);
-    h_resp r;
-    get("/v1/orders", auth, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "invalid_credentials", NULL);
-    h_resp_free(&r);
-    post("/v1/orders", auth, order_body, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "invalid_credentials", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/orders", auth, 401, "authentication_error", "invalid_credentials", NULL);
+    EXPECT_POST_ERROR(&srv, "/v1/orders", auth, order_body, 401, "authentication_error", "invalid_credentials", NULL);
     /* alg none is not HS256. */
     snprintf(auth, sizeof auth, "Bearer %s",
              "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJtYWxsb3J5IiwiZXhwIjo0MTAyNDQ0ODAwfQ.");
-    get("/v1/orders", auth, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "invalid_credentials", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/orders", auth, 401, "authentication_error", "invalid_credentials", NULL);
 }
 
 static void test_users_see_only_their_own_orders_and_others_get_404(void **state)
@@ -233,9 +200,7 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     EXPECT_STATUS(&r, 200);
     EXPECT_STR(h_rstr(&r, "id"), id);
     h_resp_free(&r);
-    get(path, bob, &r);
-    EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, path, bob, 404, "invalid_request_error", "resource_missing", NULL);
     assert_true(listed(alice, id));
     assert_false(listed(bob, id));
     /* Even asking for alice's orders by filter shows bob nothing. */
@@ -246,14 +211,10 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
 
     /* Bob can neither cancel nor pay alice's order. */
     snprintf(path, sizeof path, "/v1/orders/%s/cancel", id);
-    post(path, bob, NULL, &r);
-    EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
-    h_resp_free(&r);
+    EXPECT_POST_ERROR(&srv, path, bob, NULL, 404, "invalid_request_error", "resource_missing", NULL);
     char body[256];
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true}", id);
-    post("/v1/payments", bob, body, &r);
-    EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
-    h_resp_free(&r);
+    EXPECT_POST_ERROR(&srv, "/v1/payments", bob, body, 404, "invalid_request_error", "resource_missing", NULL);
 
     /* Alice pays; her payment is hers alone. */
     post("/v1/payments", alice, body, &r);
@@ -266,9 +227,7 @@ static void test_users_see_only_their_own_orders_and_others_get_404(void **state
     get(path, alice, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    get(path, bob, &r);
-    EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, path, bob, 404, "invalid_request_error", "resource_missing", NULL);
     snprintf(path, sizeof path, "/v1/payments?order_id=%s", id);
     get(path, bob, &r);
     EXPECT_STATUS(&r, 200);
@@ -289,20 +248,13 @@ static void test_admin_routes_need_the_admin_role(void **state)
     static const char *const paths[] = {"/v1/admin/transactions", "/v1/admin/audit", "/v1/admin/audit/verify"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         h_resp r;
-        get(paths[i], srv.merchant_auth, &r);
-        EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
-        h_resp_free(&r);
-        get(paths[i], user, &r);
-        EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
-        h_resp_free(&r);
+        EXPECT_GET_ERROR(&srv, paths[i], srv.merchant_auth, 403, "permission_error", "insufficient_role", NULL);
+        EXPECT_GET_ERROR(&srv, paths[i], user, 403, "permission_error", "insufficient_role", NULL);
         get(paths[i], srv.admin_auth, &r);
         EXPECT_STATUS(&r, 200);
         h_resp_free(&r);
     }
-    h_resp r;
-    get("/v1/events", user, &r);
-    EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/events", user, 403, "permission_error", "insufficient_role", NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -413,10 +365,7 @@ static void test_mock_test_card_as_payment_method_succeeds_but_is_never_stored_o
     h_resp_free(&r);
 
     /* With separators too, on another order. */
-    post("/v1/orders", srv.merchant_auth, order_body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
-    h_resp_free(&r);
+    h_create(&srv, "/v1/orders", srv.merchant_auth, order_body, 201, order);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"4242 4242 4242 4242\",\"confirm\":true}",
              order);
     post("/v1/payments", srv.merchant_auth, body, &r);
@@ -427,9 +376,8 @@ static void test_mock_test_card_as_payment_method_succeeds_but_is_never_stored_o
     /* A test card elsewhere in a payment body is still refused. */
     snprintf(body, sizeof body,
              "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"description\":\"4242424242424242\"}", order);
-    post("/v1/payments", srv.merchant_auth, body, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "card_data_not_allowed", "description");
-    h_resp_free(&r);
+    EXPECT_POST_ERROR(&srv, "/v1/payments", srv.merchant_auth, body,
+                      400, "invalid_request_error", "card_data_not_allowed", "description");
 
     assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE payment_method LIKE '%%4242424242424242%%'"), 0);
     assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE payment_method LIKE '%%4242 4242%%'"), 0);
@@ -582,5 +530,5 @@ int main(void)
         cmocka_unit_test(test_audit_verify_detects_a_row_altered_directly_in_sql),
         cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
     };
-    return cmocka_run_group_tests_name("auth_audit", tests, setup, teardown);
+    return cmocka_run_group_tests_name("auth_audit", tests, setup, h_group_stop);
 }

@@ -42,28 +42,12 @@ typedef struct checked {
     int rc;
 } checked;
 
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!strstr(haystack, needle)) {
-        print_error("expected to find \"%s\" in:\n%s\n", needle, haystack);
-        fail();
-    }
-}
-
-static void assert_not_contains(const char *haystack, const char *needle)
-{
-    if (strstr(haystack, needle)) {
-        print_error("did not expect \"%s\" in:\n%s\n", needle, haystack);
-        fail();
-    }
-}
-
 /* No sanitizer report and no crash in a command's output. */
 static void assert_clean_run(const char *out)
 {
-    assert_not_contains(out, "AddressSanitizer");
-    assert_not_contains(out, "LeakSanitizer");
-    assert_not_contains(out, "runtime error:");
+    EXPECT_NOT_CONTAINS(out, "AddressSanitizer");
+    EXPECT_NOT_CONTAINS(out, "LeakSanitizer");
+    EXPECT_NOT_CONTAINS(out, "runtime error:");
 }
 
 /*
@@ -116,8 +100,8 @@ static void test_check_config_rejects_syntax_error_naming_line(void **state)
                  "this line has no equals sign\n"  /* 6 */
                  "jwt_leeway_s = 10\n");           /* 7 */
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 6));
-    assert_contains(c.out, "syntax error");
+    EXPECT_CONTAINS(c.out, at_line(&c, 6));
+    EXPECT_CONTAINS(c.out, "syntax error");
 }
 
 static void test_check_config_rejects_unknown_server_key_naming_line(void **state)
@@ -130,8 +114,8 @@ static void test_check_config_rejects_unknown_server_key_naming_line(void **stat
                      "[database]\n"                      /* 4 */
                      "url = postgresql:///x\n");         /* 5 */
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 3));
-    assert_contains(c.out, "unknown key 'lisen_backlog' in [server]");
+    EXPECT_CONTAINS(c.out, at_line(&c, 3));
+    EXPECT_CONTAINS(c.out, "unknown key 'lisen_backlog' in [server]");
 }
 
 static void test_check_config_rejects_missing_database_url(void **state)
@@ -143,8 +127,8 @@ static void test_check_config_rejects_missing_database_url(void **state)
                      "[database]\n"             /* 3 */
                      "pool = 2\n");             /* 4 */
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 3));
-    assert_contains(c.out, "missing required key 'url' in [database]");
+    EXPECT_CONTAINS(c.out, at_line(&c, 3));
+    EXPECT_CONTAINS(c.out, "missing required key 'url' in [database]");
 }
 
 static void test_check_config_rejects_unknown_section_naming_line(void **state)
@@ -155,8 +139,8 @@ static void test_check_config_rejects_unknown_section_naming_line(void **state)
                  "[servre]\n"       /* 5 */
                  "threads = 2\n");  /* 6 */
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 5));
-    assert_contains(c.out, "unknown section [servre]");
+    EXPECT_CONTAINS(c.out, at_line(&c, 5));
+    EXPECT_CONTAINS(c.out, "unknown section [servre]");
 }
 
 static void test_check_config_rejects_unset_env_secret_naming_variable(void **state)
@@ -168,9 +152,9 @@ static void test_check_config_rejects_unset_env_secret_naming_variable(void **st
                  "[auth]\n"                                          /* 5 */
                  "jwt_secret = env:PAYD_TEST_SURELY_UNSET_SECRET\n"); /* 6 */
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 6));
-    assert_contains(c.out, "PAYD_TEST_SURELY_UNSET_SECRET");
-    assert_contains(c.out, "not set");
+    EXPECT_CONTAINS(c.out, at_line(&c, 6));
+    EXPECT_CONTAINS(c.out, "PAYD_TEST_SURELY_UNSET_SECRET");
+    EXPECT_CONTAINS(c.out, "not set");
 }
 
 static void test_check_config_rejects_missing_module_file(void **state)
@@ -181,10 +165,10 @@ static void test_check_config_rejects_missing_module_file(void **state)
                  "[gateway.main]\n"                         /* 5 */
                  "module = /nonexistent/payd/ghost.so\n");  /* 6 */
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 6));
-    assert_contains(c.out, "[gateway.main]");
-    assert_contains(c.out, "/nonexistent/payd/ghost.so");
-    assert_contains(c.out, "not found");
+    EXPECT_CONTAINS(c.out, at_line(&c, 6));
+    EXPECT_CONTAINS(c.out, "[gateway.main]");
+    EXPECT_CONTAINS(c.out, "/nonexistent/payd/ghost.so");
+    EXPECT_CONTAINS(c.out, "not found");
 }
 
 static void test_check_config_rejects_unknown_module_name_in_module_dir(void **state)
@@ -195,9 +179,9 @@ static void test_check_config_rejects_unknown_module_name_in_module_dir(void **s
                  "[gateway.main]\n"          /* 5 */
                  "module = no_such_gw\n");   /* 6 */
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 6));
-    assert_contains(c.out, "modules/no_such_gw.so");
-    assert_contains(c.out, "not found");
+    EXPECT_CONTAINS(c.out, at_line(&c, 6));
+    EXPECT_CONTAINS(c.out, "modules/no_such_gw.so");
+    EXPECT_CONTAINS(c.out, "not found");
 }
 
 static void test_check_config_refuses_module_built_for_abi_major_2(void **state)
@@ -210,9 +194,9 @@ static void test_check_config_refuses_module_built_for_abi_major_2(void **state)
                  "module = %s\n",      /* 6 */
                  mod);
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 6));
-    assert_contains(c.out, mod);
-    assert_contains(c.out, "ABI 2.0");
+    EXPECT_CONTAINS(c.out, at_line(&c, 6));
+    EXPECT_CONTAINS(c.out, mod);
+    EXPECT_CONTAINS(c.out, "ABI 2.0");
 }
 
 static void test_check_config_refuses_descriptor_smaller_than_v1_0(void **state)
@@ -225,8 +209,8 @@ static void test_check_config_refuses_descriptor_smaller_than_v1_0(void **state)
                  "module = %s\n",
                  mod);
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, mod);
-    assert_contains(c.out, "struct_size 16");
+    EXPECT_CONTAINS(c.out, mod);
+    EXPECT_CONTAINS(c.out, "struct_size 16");
 }
 
 static void test_check_config_refuses_object_without_entry_symbol(void **state)
@@ -239,8 +223,8 @@ static void test_check_config_refuses_object_without_entry_symbol(void **state)
                  "module = %s\n",
                  mod);
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, mod);
-    assert_contains(c.out, "payd_module_v1");
+    EXPECT_CONTAINS(c.out, mod);
+    EXPECT_CONTAINS(c.out, "payd_module_v1");
 }
 
 static void test_check_config_reports_init_failure_with_message_and_section(void **state)
@@ -252,10 +236,10 @@ static void test_check_config_reports_init_failure_with_message_and_section(void
                  "module = %s\n",   /* 6 */
                  testmod("init_fails"));
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 6));
-    assert_contains(c.out, "[gateway.pay]");
-    assert_contains(c.out, "init_fails");
-    assert_contains(c.out, "missing api key");
+    EXPECT_CONTAINS(c.out, at_line(&c, 6));
+    EXPECT_CONTAINS(c.out, "[gateway.pay]");
+    EXPECT_CONTAINS(c.out, "init_fails");
+    EXPECT_CONTAINS(c.out, "missing api key");
 }
 
 static void test_check_config_refuses_capability_without_function(void **state)
@@ -267,9 +251,9 @@ static void test_check_config_refuses_capability_without_function(void **state)
                  "module = %s\n",
                  testmod("cap_without_fn"));
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, "[gateway.hooks]");
-    assert_contains(c.out, "cap_without_fn");
-    assert_contains(c.out, "webhooks needs webhook");
+    EXPECT_CONTAINS(c.out, "[gateway.hooks]");
+    EXPECT_CONTAINS(c.out, "cap_without_fn");
+    EXPECT_CONTAINS(c.out, "webhooks needs webhook");
 }
 
 static void test_check_config_rejects_duplicate_section(void **state)
@@ -284,8 +268,8 @@ static void test_check_config_rejects_duplicate_section(void **state)
                  "module = %s\n",    /* 8 */
                  good, good);
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 7));
-    assert_contains(c.out, "duplicate section [gateway.main] (first at line 5)");
+    EXPECT_CONTAINS(c.out, at_line(&c, 7));
+    EXPECT_CONTAINS(c.out, "duplicate section [gateway.main] (first at line 5)");
 }
 
 static void test_check_config_rejects_gateway_and_notifier_sharing_a_name(void **state)
@@ -300,9 +284,9 @@ static void test_check_config_rejects_gateway_and_notifier_sharing_a_name(void *
                  "module = %s\n",  /* 8 */
                  good, good);
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 8));
-    assert_contains(c.out, "duplicate instance name 'x'");
-    assert_contains(c.out, "[gateway.x]");
+    EXPECT_CONTAINS(c.out, at_line(&c, 8));
+    EXPECT_CONTAINS(c.out, "duplicate instance name 'x'");
+    EXPECT_CONTAINS(c.out, "[gateway.x]");
 }
 
 static void test_check_config_rejects_key_the_module_does_not_read(void **state)
@@ -316,9 +300,9 @@ static void test_check_config_rejects_key_the_module_does_not_read(void **state)
                  "colour = blue\n",   /* 8 */
                  testmod("good_minimal"));
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 8));
-    assert_contains(c.out, "unknown key 'colour' in [gateway.main]");
-    assert_not_contains(c.out, "'label'");
+    EXPECT_CONTAINS(c.out, at_line(&c, 8));
+    EXPECT_CONTAINS(c.out, "unknown key 'colour' in [gateway.main]");
+    EXPECT_NOT_CONTAINS(c.out, "'label'");
 }
 
 static void test_check_config_rejects_routing_to_missing_gateway(void **state)
@@ -333,8 +317,8 @@ static void test_check_config_rejects_routing_to_missing_gateway(void **state)
                  "currency.JPY = japan\n", /* 9 */
                  testmod("good_minimal"));
     assert_int_not_equal(c.rc, 0);
-    assert_contains(c.out, at_line(&c, 9));
-    assert_contains(c.out, "'japan'");
+    EXPECT_CONTAINS(c.out, at_line(&c, 9));
+    EXPECT_CONTAINS(c.out, "'japan'");
 }
 
 static void test_check_config_accepts_good_minimal_with_extra_exported_symbol(void **state)
@@ -353,7 +337,7 @@ static void test_check_config_accepts_good_minimal_with_extra_exported_symbol(vo
                  testmod("good_minimal"), testmod("good_minimal"));
     if (c.rc != 0) print_error("%s\n", c.out);
     assert_int_equal(c.rc, 0);
-    assert_contains(c.out, "ok (2 gateways, 0 notifiers)");
+    EXPECT_CONTAINS(c.out, "ok (2 gateways, 0 notifiers)");
 }
 
 /* serve refuses the same broken configs: exit 1, the message, no crash. */
@@ -382,8 +366,8 @@ static void test_serve_with_broken_module_exits_nonzero_without_crashing(void **
         int rc = h_run(argv, out, sizeof out);
         if (rc != 1) print_error("module %s: serve exited %d:\n%s\n", cases[i].module, rc, out);
         assert_int_equal(rc, 1);
-        assert_contains(out, cases[i].expect);
-        assert_contains(out, "[gateway.broken]");
+        EXPECT_CONTAINS(out, cases[i].expect);
+        EXPECT_CONTAINS(out, "[gateway.broken]");
         assert_clean_run(out);
     }
 }
@@ -508,13 +492,13 @@ static void test_metrics_expose_requests_latency_and_pool(void **state)
     assert_int_equal(h_get(&srv, "/metrics", NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(h_resp_header(&r, "Content-Type"), "text/plain"));
-    assert_contains(r.body, "# TYPE payd_http_requests_total counter");
-    assert_contains(r.body, "payd_http_requests_total{route=\"healthz\",status=\"200\"}");
-    assert_contains(r.body, "# TYPE payd_http_request_duration_seconds histogram");
-    assert_contains(r.body, "payd_http_request_duration_seconds_bucket{le=\"+Inf\"}");
-    assert_contains(r.body, "payd_http_request_duration_seconds_count");
-    assert_contains(r.body, "payd_db_pool_connections{state=\"size\"} 8");
-    assert_contains(r.body, "payd_db_pool_connections{state=\"in_use\"}");
+    EXPECT_CONTAINS(r.body, "# TYPE payd_http_requests_total counter");
+    EXPECT_CONTAINS(r.body, "payd_http_requests_total{route=\"healthz\",status=\"200\"}");
+    EXPECT_CONTAINS(r.body, "# TYPE payd_http_request_duration_seconds histogram");
+    EXPECT_CONTAINS(r.body, "payd_http_request_duration_seconds_bucket{le=\"+Inf\"}");
+    EXPECT_CONTAINS(r.body, "payd_http_request_duration_seconds_count");
+    EXPECT_CONTAINS(r.body, "payd_db_pool_connections{state=\"size\"} 8");
+    EXPECT_CONTAINS(r.body, "payd_db_pool_connections{state=\"in_use\"}");
     h_resp_free(&r);
 }
 
@@ -598,7 +582,7 @@ static void test_json_array_body_is_400(void **state)
     h_resp r;
     assert_int_equal(h_post_json(&srv, "/v1/test/clock", srv.admin_auth, NULL, "[1, 2]", &r), 0);
     assert_error(&r, 400, "invalid_json");
-    assert_contains(h_err_message(&r), "object");
+    EXPECT_CONTAINS(h_err_message(&r), "object");
     h_resp_free(&r);
 }
 
@@ -636,7 +620,7 @@ static void test_garbage_or_unknown_key_is_401(void **state)
         h_resp r;
         assert_int_equal(h_post_json(&srv, "/v1/test/clock", creds[i], NULL, "{\"offset_ms\": 0}", &r), 0);
         assert_error(&r, 401, "invalid_credentials");
-        assert_not_contains(r.body, creds[i] + 7); /* never echo the credential */
+        EXPECT_NOT_CONTAINS(r.body, creds[i] + 7); /* never echo the credential */
         h_resp_free(&r);
     }
 }
@@ -861,7 +845,7 @@ static void test_database_outage_gives_503_and_recovers_when_it_returns(void **s
     h_resp r;
     assert_int_equal(h_get(&dbsrv, "/readyz", NULL, &r), 0);
     assert_error(&r, 503, "not_ready");
-    assert_contains(h_err_message(&r), "database");
+    EXPECT_CONTAINS(h_err_message(&r), "database");
     h_resp_free(&r);
 
     assert_int_equal(h_post_json(&dbsrv, "/v1/test/clock", auth, NULL, "{\"offset_ms\": 0}", &r), 0);

@@ -32,17 +32,8 @@ static char run_tag[32]; /* makes keys unique per run */
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-
-__attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
-{
-    assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
-}
-
-__attribute__((unused)) static void get(const char *path, const char *auth, h_resp *r)
-{
-    assert_int_equal(h_get(&srv, path, auth, r), 0);
-}
-
+#define post(path, auth, body, r) h_post_ok(&srv, (path), (auth), (body), (r))
+#define get(path, auth, r) h_get_ok(&srv, (path), (auth), (r))
 
 static void key_for(const char *name, char out[96])
 {
@@ -82,11 +73,7 @@ static const char order_b[] = "{\"currency\":\"USD\",\"items\":[{\"name\":\"B\",
 
 static void new_order(char id[64])
 {
-    h_resp r;
-    post("/v1/orders", srv.merchant_auth, order_a, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(id, 64, "%s", h_rstr(&r, "id"));
-    h_resp_free(&r);
+    h_create(&srv, "/v1/orders", srv.merchant_auth, order_a, 201, id);
 }
 
 static void mock_stats(const char *pay_id, long long *intents, long long *create_calls)
@@ -107,7 +94,6 @@ static void mock_stats(const char *pay_id, long long *intents, long long *create
 
 static int setup(void **state)
 {
-    (void)state;
     snprintf(run_tag, sizeof run_tag, "%lld", (long long)h_now_ms());
     h_payd_opts o = {
         .threads = 24,
@@ -126,13 +112,7 @@ static int setup(void **state)
                  "[routing]\n"
                  "default = mock\n",
     };
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -489,5 +469,5 @@ int main(void)
         cmocka_unit_test(test_keys_are_scoped_per_caller),
         cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
     };
-    return cmocka_run_group_tests_name("idempotency", tests, setup, teardown);
+    return cmocka_run_group_tests_name("idempotency", tests, setup, h_group_stop);
 }

@@ -152,7 +152,6 @@ static void user_auth(const char *sub, char out[1024])
 
 static int setup(void **state)
 {
-    (void)state;
     /* No [invoice] template: payd uses the shipped templates/invoice.html. */
     h_payd_opts o = {
         .threads = 16,
@@ -169,13 +168,7 @@ static int setup(void **state)
                  "seller_email = billing@leafcup.example\n"
                  "footer = Thank you for your business.\n",
     };
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -720,5 +713,5 @@ int main(void)
         cmocka_unit_test(test_check_config_reports_missing_and_broken_templates_with_file_and_line),
         cmocka_unit_test(test_default_template_is_found_in_the_installed_layout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, h_group_stop);
 }

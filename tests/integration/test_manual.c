@@ -33,15 +33,8 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void post(const char *path, const char *auth, const char *body, h_resp *r)
-{
-    assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
-}
-
-static void get(const char *path, const char *auth, h_resp *r)
-{
-    assert_int_equal(h_get(&srv, path, auth, r), 0);
-}
+#define post(path, auth, body, r) h_post_ok(&srv, (path), (auth), (body), (r))
+#define get(path, auth, r) h_get_ok(&srv, (path), (auth), (r))
 
 /* A new USD order of `total`; its id into order. */
 static void new_order(long long total, char order[64])
@@ -51,11 +44,7 @@ static void new_order(long long total, char order[64])
              "{\"currency\":\"USD\",\"items\":[{\"name\":\"Chair\",\"unit_amount\":%lld}],"
              "\"customer_email\":\"buyer@example.com\"}",
              total);
-    h_resp r;
-    post("/v1/orders", srv.merchant_auth, body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(order, 64, "%s", h_rstr(&r, "id"));
-    h_resp_free(&r);
+    h_create(&srv, "/v1/orders", srv.merchant_auth, body, 201, order);
 }
 
 /* POST /v1/payments on `gateway` with `method` for `order`. */
@@ -87,6 +76,26 @@ static void review(const char *pay_id, const char *verb, const char *auth, const
     snprintf(path, sizeof path, "/v1/admin/payments/%s/%s", pay_id, verb);
     post(path, auth, body, r);
 }
+
+/* The admin approves the payment with no amount: it succeeds. */
+static void approve_in_full(const char *pay_id)
+{
+    h_resp r;
+    review(pay_id, "approve", srv.admin_auth, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    h_resp_free(&r);
+}
+
+/* review() by the admin must be refused: an invalid_request_error with
+ * `status`, `code` and (unless NULL) `param`. */
+#define EXPECT_REVIEW_REFUSED(pay_id, verb, body, status, code, param)                 \
+    do {                                                                               \
+        h_resp r_;                                                                     \
+        review((pay_id), (verb), srv.admin_auth, (body), &r_);                         \
+        EXPECT_ERROR(&r_, (status), "invalid_request_error", (code), (param));         \
+        h_resp_free(&r_);                                                              \
+    } while (0)
 
 static void expect_payment(const char *pay_id, const char *status, long long captured)
 {
@@ -154,7 +163,6 @@ static void expect_reference(const char *ref)
 
 static int setup(void **state)
 {
-    (void)state;
     h_payd_opts o = {
         .threads = 16,
         .pool = 16,
@@ -181,13 +189,7 @@ static int setup(void **state)
                  "[routing]\n"
                  "default = mock\n",
     };
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -233,10 +235,7 @@ static void test_bank_transfer_shows_instructions_and_admin_approval_pays_the_or
     expect_order(order, "paid", 2500);
     assert_int_equal(events_of(order, "order.paid"), 1);
     assert_int_equal(events_of(pay_id, "payment.succeeded"), 1);
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 2500);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 2500);
     char entity[96];
     snprintf(entity, sizeof entity, "payment:%s", pay_id);
     EXPECT_STR(audit_actor(entity, "payment.manual_approved"), admin_actor());
@@ -266,10 +265,7 @@ static void test_buyer_confirmation_moves_it_to_processing_with_the_instructions
     /* Processing here waits for a person, not a provider: no polling. */
     assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND janitor_next_at IS NULL", pay_id), 1);
 
-    review(pay_id, "approve", srv.admin_auth, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
-    h_resp_free(&r);
+    approve_in_full(pay_id);
     expect_order(order, "paid", 4200);
 }
 
@@ -290,10 +286,7 @@ static void test_create_with_confirm_is_processing_at_once_and_approvable(void *
     snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND janitor_next_at IS NULL", pay_id), 1);
-    review(pay_id, "approve", srv.admin_auth, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
-    h_resp_free(&r);
+    approve_in_full(pay_id);
     expect_order(order, "paid", 3100);
 }
 
@@ -326,10 +319,7 @@ static void test_smaller_amount_received_is_a_partial_receipt(void **state)
     assert_int_equal(h_rint(&r, "amount_captured"), 1500);
     h_resp_free(&r);
     expect_order(order, "paid", 1500);
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1500);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 1500);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -341,22 +331,11 @@ static void test_approving_more_than_the_order_total_is_400(void **state)
     (void)state;
     char order[64], pay_id[64];
     manual_payment(2500, "bank_transfer", order, pay_id);
-    h_resp r;
-    review(pay_id, "approve", srv.admin_auth, "{\"amount\":2501}", &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_too_large", "amount");
-    h_resp_free(&r);
-    review(pay_id, "approve", srv.admin_auth, "{\"amount\":0}", &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_invalid", "amount");
-    h_resp_free(&r);
-    review(pay_id, "approve", srv.admin_auth, "{\"amount\":\"25.00\"}", &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_invalid", "amount");
-    h_resp_free(&r);
-    review(pay_id, "approve", srv.admin_auth, "{\"received\":true}", &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_unknown", "received");
-    h_resp_free(&r);
-    review(pay_id, "reject", srv.admin_auth, "{\"amount\":100}", &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_unknown", "amount");
-    h_resp_free(&r);
+    EXPECT_REVIEW_REFUSED(pay_id, "approve", "{\"amount\":2501}", 400, "amount_too_large", "amount");
+    EXPECT_REVIEW_REFUSED(pay_id, "approve", "{\"amount\":0}", 400, "amount_invalid", "amount");
+    EXPECT_REVIEW_REFUSED(pay_id, "approve", "{\"amount\":\"25.00\"}", 400, "amount_invalid", "amount");
+    EXPECT_REVIEW_REFUSED(pay_id, "approve", "{\"received\":true}", 400, "parameter_unknown", "received");
+    EXPECT_REVIEW_REFUSED(pay_id, "reject", "{\"amount\":100}", 400, "parameter_unknown", "amount");
     /* Nothing moved. */
     expect_payment(pay_id, "requires_action", 0);
     expect_order(order, "payment_pending", 0);
@@ -377,12 +356,8 @@ static void test_approving_a_mock_payment_is_409_not_manual(void **state)
     char pay_id[64];
     snprintf(pay_id, sizeof pay_id, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
-    review(pay_id, "approve", srv.admin_auth, NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_manual", NULL);
-    h_resp_free(&r);
-    review(pay_id, "reject", srv.admin_auth, NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_manual", NULL);
-    h_resp_free(&r);
+    EXPECT_REVIEW_REFUSED(pay_id, "approve", NULL, 409, "payment_not_manual", NULL);
+    EXPECT_REVIEW_REFUSED(pay_id, "reject", NULL, 409, "payment_not_manual", NULL);
 }
 
 static void test_approving_a_settled_payment_is_409_not_awaiting_funds(void **state)
@@ -394,17 +369,10 @@ static void test_approving_a_settled_payment_is_409_not_awaiting_funds(void **st
     review(pay_id, "approve", srv.admin_auth, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    review(pay_id, "approve", srv.admin_auth, NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_awaiting_funds", NULL);
-    h_resp_free(&r);
-    review(pay_id, "reject", srv.admin_auth, NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_awaiting_funds", NULL);
-    h_resp_free(&r);
+    EXPECT_REVIEW_REFUSED(pay_id, "approve", NULL, 409, "payment_not_awaiting_funds", NULL);
+    EXPECT_REVIEW_REFUSED(pay_id, "reject", NULL, 409, "payment_not_awaiting_funds", NULL);
     /* Still one charge. */
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 700);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 700);
 }
 
 static void test_only_admins_decide_and_unknown_payments_are_404(void **state)
@@ -419,9 +387,7 @@ static void test_only_admins_decide_and_unknown_payments_are_404(void **state)
     review(pay_id, "approve", NULL, NULL, &r);
     EXPECT_STATUS(&r, 401);
     h_resp_free(&r);
-    review("pay_doesnotexist", "approve", srv.admin_auth, NULL, &r);
-    EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
-    h_resp_free(&r);
+    EXPECT_REVIEW_REFUSED("pay_doesnotexist", "approve", NULL, 404, "resource_missing", NULL);
     expect_payment(pay_id, "requires_action", 0);
 }
 
@@ -588,9 +554,7 @@ static void test_janitor_cancels_a_manual_payment_unpaid_after_auto_expire_days(
     expect_payment(cod_pay, "requires_action", 0);
 
     /* Expired means no longer awaiting funds. */
-    review(pay_id, "approve", srv.admin_auth, NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "payment_not_awaiting_funds", NULL);
-    h_resp_free(&r);
+    EXPECT_REVIEW_REFUSED(pay_id, "approve", NULL, 409, "payment_not_awaiting_funds", NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -629,6 +593,16 @@ static void refund_review(const char *rid, const char *verb, const char *body, h
     post(path, srv.admin_auth, body, r);
 }
 
+/* refund_review() must be refused: an invalid_request_error with `status`
+ * and `code`. */
+#define EXPECT_REFUND_REVIEW_REFUSED(rid, verb, body, status, code)                    \
+    do {                                                                               \
+        h_resp r_;                                                                     \
+        refund_review((rid), (verb), (body), &r_);                                     \
+        EXPECT_ERROR(&r_, (status), "invalid_request_error", (code), NULL);            \
+        h_resp_free(&r_);                                                              \
+    } while (0)
+
 static void test_manual_refund_is_pending_until_an_admin_confirms_it(void **state)
 {
     (void)state;
@@ -645,17 +619,14 @@ static void test_manual_refund_is_pending_until_an_admin_confirms_it(void **stat
     char body[160];
     snprintf(body, sizeof body, "{\"payment\":\"%s\",\"amount\":1501}", pay_id);
     h_resp r;
-    post("/v1/refunds", srv.merchant_auth, body, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "amount_too_large", "amount");
-    h_resp_free(&r);
+    EXPECT_POST_ERROR(&srv, "/v1/refunds", srv.merchant_auth, body,
+                      400, "invalid_request_error", "amount_too_large", "amount");
 
     refund_review(rid, "confirm", "{\"note\":\"sent back by transfer\"}", &r);
     EXPECT_STATUS(&r, 200);
     EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);
-    ledger(pay_id, "refund", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1000);
+    EXPECT_LEDGER(&srv, pay_id, "refund", 1, 1000);
     assert_int_equal(sql_int("SELECT amount_refund_pending FROM payments WHERE id = '%s'", pay_id), 0);
     assert_int_equal(sql_int("SELECT amount_refunded FROM payments WHERE id = '%s'", pay_id), 1000);
     expect_payment(pay_id, "partially_refunded", 2500);
@@ -665,12 +636,8 @@ static void test_manual_refund_is_pending_until_an_admin_confirms_it(void **stat
     EXPECT_STR(audit_actor(entity, "refund.succeeded"), admin_actor());
     EXPECT_STR(audit_actor(entity, "refund.manual_confirmed"), admin_actor());
 
-    refund_review(rid, "confirm", NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "refund_not_pending", NULL);
-    h_resp_free(&r);
-    refund_review(rid, "reject", NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "refund_not_pending", NULL);
-    h_resp_free(&r);
+    EXPECT_REFUND_REVIEW_REFUSED(rid, "confirm", NULL, 409, "refund_not_pending");
+    EXPECT_REFUND_REVIEW_REFUSED(rid, "reject", NULL, 409, "refund_not_pending");
 }
 
 static void test_rejected_manual_refund_fails_and_releases_its_reservation(void **state)
@@ -714,12 +681,8 @@ static void test_confirming_a_provider_refund_is_409_and_unknown_refunds_404(voi
     char rid[64];
     snprintf(rid, sizeof rid, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
-    refund_review(rid, "confirm", NULL, &r);
-    EXPECT_ERROR(&r, 409, "invalid_request_error", "refund_not_manual", NULL);
-    h_resp_free(&r);
-    refund_review("re_doesnotexist", "confirm", NULL, &r);
-    EXPECT_ERROR(&r, 404, "invalid_request_error", "resource_missing", NULL);
-    h_resp_free(&r);
+    EXPECT_REFUND_REVIEW_REFUSED(rid, "confirm", NULL, 409, "refund_not_manual");
+    EXPECT_REFUND_REVIEW_REFUSED("re_doesnotexist", "confirm", NULL, 404, "resource_missing");
 }
 
 int main(void)
@@ -743,5 +706,5 @@ int main(void)
         /* Last: it moves the clock days ahead, which expires what still waits. */
         cmocka_unit_test(test_janitor_cancels_a_manual_payment_unpaid_after_auto_expire_days),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, h_group_stop);
 }

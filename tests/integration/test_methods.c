@@ -24,15 +24,8 @@ static h_payd srv;
 
 static int setup(void **state)
 {
-    (void)state;
     h_payd_opts o = {.threads = 16, .pool = 16, .extra = "[gateway.mock]\nmodule = mock\n"};
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 static void post(const char *path, const char *body, h_resp *r)
@@ -303,5 +296,5 @@ int main(void)
         cmocka_unit_test(test_paying_with_a_saved_method_by_payd_id_charges_it),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, h_group_stop);
 }

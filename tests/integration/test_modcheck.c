@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <setjmp.h>
@@ -31,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,14 +45,6 @@ static const char *const all_checks[] = {
     "config", "load", "abi.major", "abi.struct_size", "abi.kind", "abi.caps", "symbols", "init_fini",
     "create_retrieve", "idempotency", "decline", "timeout", "refund_over_capture", "webhook_tamper",
     "arena", "no_secrets", "threads", NULL};
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!strstr(haystack, needle)) {
-        print_error("expected to find \"%s\" in:\n%s\n", needle, haystack);
-        fail();
-    }
-}
 
 static void assert_no_sanitizer_report(const char *out)
 {
@@ -196,8 +186,8 @@ static void test_modcheck_passes_the_mock_gateway_with_a_valid_json_report(void 
     for (int i = 0; all_checks[i]; i++) expect_check_status(&r, all_checks[i], "pass");
     assert_int_equal(json_array_size(json_object_get(r.report, "checks")), 17);
     /* The readable lines went to stderr, one per check. */
-    assert_contains(r.err, "PASS  threads");
-    assert_contains(r.err, "the heap stayed within");
+    EXPECT_CONTAINS(r.err, "PASS  threads");
+    EXPECT_CONTAINS(r.err, "the heap stayed within");
     mc_free(&r);
 }
 
@@ -206,7 +196,6 @@ static void test_modcheck_passes_the_mock_gateway_with_a_valid_json_report(void 
 /* ------------------------------------------------------------------------ */
 
 static pid_t spawn_fake(const char *const argv[], int *port);
-static void stop_fake(pid_t *pid);
 
 static int built(const char *rel)
 {
@@ -247,7 +236,7 @@ static void test_modcheck_passes_the_stripe_gateway_against_its_fake(void **stat
                           "--webhook-header", "Stripe-Signature: t={t},v1={hmac-t.body:webhook_secret}", NULL};
     mc_run r;
     modcheck(&r, conf, "gateway.stripe", args);
-    stop_fake(&pid);
+    h_fake_stop(&pid);
     if (r.rc != 0) print_error("modcheck on stripe exited %d:\n%s\n", r.rc, r.err);
     assert_int_equal(r.rc, 0);
     for (int i = 0; all_checks[i]; i++) expect_check_status(&r, all_checks[i], "pass");
@@ -375,7 +364,7 @@ static void test_modcheck_fails_each_broken_rule_naming_its_check(void **state)
         for (int i = 0; all_checks[i]; i++)
             if (!cases[k].racy || strcmp(all_checks[i], cases[k].racy) != 0)
                 expect_check_status(&r, all_checks[i], strcmp(all_checks[i], cases[k].check) ? "pass" : "fail");
-        assert_contains(r.err, cases[k].detail);
+        EXPECT_CONTAINS(r.err, cases[k].detail);
         mc_free(&r);
     }
 }
@@ -388,8 +377,8 @@ static void test_modcheck_finds_memory_lost_over_init_fini_cycles(void **state)
     /* 1 from modcheck, or LeakSanitizer's own exit status at the end. */
     assert_int_not_equal(r.rc, 0);
     expect_check_status(&r, "init_fini", "fail");
-    assert_contains(r.err, "the heap grew by");
-    assert_contains(r.err, "LeakSanitizer found memory lost");
+    EXPECT_CONTAINS(r.err, "the heap grew by");
+    EXPECT_CONTAINS(r.err, "LeakSanitizer found memory lost");
     mc_free(&r);
 }
 
@@ -420,7 +409,7 @@ static void test_modcheck_reports_loader_refusals_as_failed_checks(void **state)
         assert_int_equal(r.rc, want_rc);
         expect_check_status(&r, cases[k].check, cases[k].status);
         if (want_rc) expect_check_status(&r, "load", "fail");
-        assert_contains(r.err, cases[k].detail);
+        EXPECT_CONTAINS(r.err, cases[k].detail);
         mc_free(&r);
     }
 }
@@ -458,52 +447,17 @@ static void sh(const char *fmt, ...)
  */
 static pid_t spawn_fake(const char *const argv[], int *port)
 {
-    int fds[2];
-    if (pipe(fds) != 0) return -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[256] = "";
-    size_t n = 0;
-    while (n < sizeof line - 1 && !strchr(line, '\n')) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        if (poll(&p, 1, 10000) <= 0) break;
-        ssize_t got = read(fds[0], line + n, sizeof line - 1 - n);
-        if (got <= 0) break;
-        n += (size_t)got;
-        line[n] = '\0';
-    }
-    close(fds[0]);
-    const char *at = strstr(line, "listening on 127.0.0.1:");
+    char line[256];
+    pid_t pid = h_fake_spawn(argv, NULL, line, sizeof line);
+    const char *at = pid > 0 ? strstr(line, "listening on 127.0.0.1:") : NULL;
+
     *port = at ? atoi(at + strlen("listening on 127.0.0.1:")) : 0;
-    if (*port <= 0) {
+    if (pid > 0 && *port <= 0) {
         print_error("%s did not start: \"%s\"\n", argv[0], line);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        h_fake_stop(&pid);
         return -1;
     }
     return pid;
-}
-
-static void stop_fake(pid_t *pid)
-{
-    if (*pid > 0) {
-        kill(*pid, SIGTERM);
-        waitpid(*pid, NULL, 0);
-        *pid = 0;
-    }
 }
 
 /* The template's fake ExamplePay, over HTTP. */
@@ -518,7 +472,7 @@ static void fake_start(void)
 
 static void fake_stop(void)
 {
-    stop_fake(&fake_pid);
+    h_fake_stop(&fake_pid);
 }
 
 static int template_setup(void **state)
@@ -690,7 +644,7 @@ static void test_modcheck_passes_the_template_module_against_its_fake(void **sta
     if (r.rc != 0) print_error("modcheck on the template exited %d:\n%s\n", r.rc, r.err);
     assert_int_equal(r.rc, 0);
     for (int i = 0; all_checks[i]; i++) expect_check_status(&r, all_checks[i], "pass");
-    assert_contains(r.err, "PASS  timeout");
+    EXPECT_CONTAINS(r.err, "PASS  timeout");
     mc_free(&r);
 }
 

@@ -36,14 +36,6 @@ static char *testmod(const char *name)
     return h_testmodule(p, PATH_MAX, name);
 }
 
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!strstr(haystack, needle)) {
-        print_error("expected to find \"%s\" in:\n%s\n", needle, haystack);
-        fail();
-    }
-}
-
 /* payd itself neither crashed nor reported a sanitizer finding. */
 static void assert_clean(const char *out)
 {
@@ -73,15 +65,15 @@ static void expect_refused(const char *module, const char *message)
     int rc = h_run(check, out, sizeof out);
     if (rc != 1) print_error("check-config with %s exited %d:\n%s\n", module, rc, out);
     assert_int_equal(rc, 1);
-    assert_contains(out, message);
-    assert_contains(out, "[gateway.broken]");
+    EXPECT_CONTAINS(out, message);
+    EXPECT_CONTAINS(out, "[gateway.broken]");
     assert_clean(out);
 
     const char *serve[] = {"serve", NULL};
     rc = h_payd_cli(&p, serve, out, sizeof out);
     if (rc != 1) print_error("serve with %s exited %d:\n%s\n", module, rc, out);
     assert_int_equal(rc, 1);
-    assert_contains(out, message);
+    EXPECT_CONTAINS(out, message);
     assert_clean(out);
 }
 
@@ -91,7 +83,6 @@ static void expect_refused(const char *module, const char *message)
 
 static int setup(void **state)
 {
-    (void)state;
     static char extra[4 * PATH_MAX];
     snprintf(extra, sizeof extra,
              "[gateway.v10]\nmodule = %s\n"
@@ -99,13 +90,7 @@ static int setup(void **state)
              "[gateway.extra]\nmodule = %s\nlabel = exports more than it should\n",
              testmod("v1_0_header"), testmod("old_minor_ops"), testmod("good_minimal"));
     h_payd_opts o = {.extra = extra};
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 /* An order for 1099 USD and a confirmed payment on `gateway`: the payment
@@ -247,8 +232,8 @@ static void test_crash_report_names_module_and_keeps_its_last_output(void **stat
     const char *check[] = {h_payd_bin(), "check-config", p.conf_path, NULL};
     assert_int_equal(h_run(check, out, sizeof out), 1);
     /* What the module logged before it died, for the operator. */
-    assert_contains(out, "output of module init_crash before it stopped");
-    assert_contains(out, "init_crash: about to crash");
+    EXPECT_CONTAINS(out, "output of module init_crash before it stopped");
+    EXPECT_CONTAINS(out, "init_crash: about to crash");
 }
 
 int main(void)
@@ -268,7 +253,7 @@ int main(void)
         cmocka_unit_test(test_module_ending_the_process_in_init_is_refused),
         cmocka_unit_test(test_crash_report_names_module_and_keeps_its_last_output),
     };
-    int failed = cmocka_run_group_tests_name("modules_compat_served", served, setup, teardown);
+    int failed = cmocka_run_group_tests_name("modules_compat_served", served, setup, h_group_stop);
     failed += cmocka_run_group_tests_name("modules_compat_refused", refused, NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -61,15 +61,6 @@ static const char *jstr(json_t *v, const char *path)
     return json_string_value(h_jpath(v, path));
 }
 
-static void expect_contains_at(const char *hay, const char *needle, const char *what, const char *file,
-                               int line)
-{
-    if (!hay || !strstr(hay, needle)) {
-        print_error("%s does not contain \"%s\":\n%s\n", what, needle, hay ? hay : "(null)");
-        _fail(file, line);
-    }
-}
-#define EXPECT_CONTAINS(hay, needle) expect_contains_at((hay), (needle), #hay, __FILE__, __LINE__)
 
 
 static long long sql_int(const h_payd *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -37,7 +37,6 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -47,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -275,23 +273,11 @@ static void payd_call(const char *method, const char *path, const char *auth, co
 }
 
 /* A control or API request to the fake. */
-static void fake_call(const char *method, const char *path, const char *body,
-                      const char *const *headers, h_resp *r)
-{
-    h_req req = {.method = method, .path = path, .body = body,
-                 .content_type = body ? "application/json" : NULL, .headers = headers};
-
-    assert_int_equal(h_request_ex(&fake, &req, r), 0);
-}
-
-static void fake_next(const char *fault_json)
-{
-    h_resp r;
-
-    fake_call("POST", "/_fake/next", fault_json, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    h_resp_free(&r);
-}
+#define fake_call(method, path, body, headers, r) \
+    h_fake_call(&fake, (method), (path), (body), (headers), (r))
+#define fake_next(fault_json) h_fake_next(&fake, (fault_json))
+/* The fake's records of `method` `path` ("" for all), as a new array. */
+#define fake_requests(method, path) h_fake_requests(&fake, (method), (path))
 
 static long long fake_counter(const char *name)
 {
@@ -304,22 +290,6 @@ static long long fake_counter(const char *name)
     h_resp_free(&r);
     assert_true(v != LLONG_MIN);
     return v;
-}
-
-/* The fake's records of `method` `path` ("" for all), as a new array. */
-static json_t *fake_requests(const char *method, const char *path)
-{
-    char q[512];
-    h_resp r;
-    json_t *data;
-
-    snprintf(q, sizeof q, "/_fake/requests?method=%s&path=%s", method, path);
-    fake_call("GET", q, NULL, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    data = json_incref(h_jpath(r.json, "data"));
-    h_resp_free(&r);
-    assert_true(json_is_array(data));
-    return data;
 }
 
 /* The last record of `method` `path`, parsed body in *json (borrowed from
@@ -385,6 +355,33 @@ static char *fake_event(const char *type, const char *id)
     body = strdup(r.body);
     h_resp_free(&r);
     return body;
+}
+
+/* A fake-made event of `type` about `id`, validly signed, POSTed to
+ * [gateway.paypal]: payd answers 200, reading it as a `want_type` event;
+ * its verdict ("applied", "ignored") into `verdict`. */
+static void event_post(const char *type, const char *id, const char *want_type, char verdict[32])
+{
+    char *ev = fake_event(type, id);
+    hook h;
+    h_resp r;
+
+    hook_valid(&h, ev);
+    hook_post("paypal", &h, ev, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(h_rstr(&r, "type"), want_type);
+    snprintf(verdict, 32, "%s", h_rstr(&r, "status") ? h_rstr(&r, "status") : "(none)");
+    h_resp_free(&r);
+    free(ev);
+}
+
+/* event_post that payd must apply. */
+static void event_applied(const char *type, const char *id, const char *want_type)
+{
+    char verdict[32];
+
+    event_post(type, id, want_type, verdict);
+    EXPECT_STR(verdict, "applied");
 }
 
 /* An order of `amount` minor units of `currency` by the merchant. */
@@ -463,12 +460,48 @@ static void buyer_approves(const char *pay_id)
     h_resp_free(&r);
 }
 
+/* A new USD order of `amount` and a payment on [gateway.paypal] (more
+ * members in `extra`) that the buyer approved at the fake: the ids into
+ * ord, pay_id and pp_order. */
+static void approved_payment(long long amount, const char *extra, char ord[64], char pay_id[64],
+                             char pp_order[64])
+{
+    order("USD", amount, ord, NULL);
+    pay_pending("paypal", ord, extra, pay_id, pp_order);
+    buyer_approves(pay_id);
+}
+
 static void confirm(const char *pay_id, h_resp *r)
 {
     char path[128];
 
     snprintf(path, sizeof path, "/v1/payments/%s/confirm", pay_id);
     payd_call("POST", path, srv.merchant_auth, "{}", NULL, r);
+}
+
+/* confirm() answers 200 with the payment `want`. */
+static void confirm_to(const char *pay_id, const char *want)
+{
+    h_resp r;
+
+    confirm(pay_id, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(h_rstr(&r, "status"), want);
+    h_resp_free(&r);
+}
+
+/* confirm() answers 200 sending the buyer back to PayPal to approve
+ * `pp_order` again. */
+static void confirm_sends_buyer_back(const char *pay_id, const char *pp_order)
+{
+    h_resp r;
+
+    confirm(pay_id, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(h_rstr(&r, "status"), "requires_action");
+    EXPECT_STR(h_rstr(&r, "next_action.type"), "redirect_url");
+    assert_non_null(strstr(h_rstr(&r, "next_action.url"), pp_order));
+    h_resp_free(&r);
 }
 
 static void payment_get(const char *id, h_resp *r)
@@ -548,72 +581,30 @@ static size_t fake_captures_of(const char *pp_order)
 
 static int fake_start(void)
 {
-    char bin[PATH_MAX], certs[PATH_MAX + 8], tls[PATH_MAX + 8], line[256] = "";
+    char bin[PATH_MAX], certs[PATH_MAX + 8], tls[PATH_MAX + 8], line[256];
     const char *build = h_env("PAYD_BUILD");
-    int fds[2], port = 0;
-    size_t n = 0;
+    const char *argv[] = {bin, "0", "0", certs, tls, NULL};
+    const char *env[] = {"PAYPAL_FAKE_CLIENT_ID=" CLIENT_ID,
+                         "PAYPAL_FAKE_CLIENT_SECRET=" CLIENT_SECRET, NULL};
+    int port = 0;
 
-    if (build == NULL || pipe(fds) != 0)
+    if (build == NULL)
         return -1;
     snprintf(bin, sizeof bin, "%s/fakes/paypal_fake", build);
     snprintf(certs, sizeof certs, "%s/certs", dir);
     snprintf(tls, sizeof tls, "%s/tls.pem", dir);
-    fflush(stdout);
-    fflush(stderr);
-    fake_pid = fork();
+    /* "paypal_fake listening on 127.0.0.1:PORT https 127.0.0.1:PORT" */
+    fake_pid = h_fake_spawn(argv, env, line, sizeof line);
     if (fake_pid < 0)
         return -1;
-    if (fake_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("PAYPAL_FAKE_CLIENT_ID", CLIENT_ID, 1);
-        setenv("PAYPAL_FAKE_CLIENT_SECRET", CLIENT_SECRET, 1);
-        execl(bin, bin, "0", "0", certs, tls, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    /* "paypal_fake listening on 127.0.0.1:PORT https 127.0.0.1:PORT\n" */
-    while (n < sizeof line - 1 && !strchr(line, '\n')) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        ssize_t got;
-
-        if (poll(&p, 1, 10000) <= 0)
-            break;
-        got = read(fds[0], line + n, sizeof line - 1 - n);
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-        line[n] = '\0';
-    }
-    close(fds[0]);
     if (sscanf(line, "paypal_fake listening on 127.0.0.1:%d https 127.0.0.1:%d", &port,
                &https_port) != 2 || port <= 0 || https_port <= 0) {
         fprintf(stderr, "# paypal_fake did not start: \"%s\"\n", line);
+        h_fake_stop(&fake_pid);
         return -1;
     }
     snprintf(fake.base_url, sizeof fake.base_url, "http://127.0.0.1:%d", port);
     return 0;
-}
-
-static void fake_stop(void)
-{
-    int status;
-
-    if (fake_pid <= 0)
-        return;
-    kill(fake_pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(fake_pid, &status, WNOHANG) == fake_pid) {
-            fake_pid = 0;
-            return;
-        }
-        h_sleep_ms(50);
-    }
-    kill(fake_pid, SIGKILL);
-    waitpid(fake_pid, &status, 0);
-    fake_pid = 0;
 }
 
 /* The [gateway.NAME] section of a PayPal instance on the fake. */
@@ -692,7 +683,7 @@ static int teardown(void **state)
 
     (void)state;
     rc = h_payd_stop(&srv);
-    fake_stop();
+    h_fake_stop(&fake_pid);
     EVP_PKEY_free(sign_key);
     EVP_PKEY_free(rogue_key);
     return rc == 0 ? 0 : -1;
@@ -729,10 +720,8 @@ static json_t *last_post_containing(const char *part, json_t **all)
 static void test_checkout_approve_confirm_partial_refund_and_refunded_webhook(void **state)
 {
     char ord[64], number[64], pay_id[64], pp_order[64], re_id[64], re_ref[64], key[128], body[256];
-    char status[40];
-    char *ev;
+    char status[40], verdict[32];
     json_t *all, *rec;
-    hook h;
     h_resp r;
 
     (void)state;
@@ -803,14 +792,8 @@ static void test_checkout_approve_confirm_partial_refund_and_refunded_webhook(vo
     EXPECT_STR(status, "partially_refunded");
 
     /* PayPal's PAYMENT.CAPTURE.REFUNDED about it: accepted, no second refund. */
-    ev = fake_event("PAYMENT.CAPTURE.REFUNDED", re_ref);
-    hook_valid(&h, ev);
-    hook_post("paypal", &h, ev, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "type"), "refund.succeeded");
-    assert_true(!strcmp(h_rstr(&r, "status"), "applied") || !strcmp(h_rstr(&r, "status"), "ignored"));
-    h_resp_free(&r);
-    free(ev);
+    event_post("PAYMENT.CAPTURE.REFUNDED", re_ref, "refund.succeeded", verdict);
+    assert_true(!strcmp(verdict, "applied") || !strcmp(verdict, "ignored"));
     assert_int_equal(ledger_sum(pay_id, "refund"), 1500);
     assert_int_equal(h_sql_intf(&srv, "SELECT amount_refunded FROM payments WHERE id = '%s'", pay_id), 1500);
     assert_int_equal(h_events_of(&srv, re_id, "refund.succeeded"), 1);
@@ -823,14 +806,10 @@ static void test_checkout_approve_confirm_partial_refund_and_refunded_webhook(vo
 static void test_pending_refund_is_completed_by_the_signed_refunded_webhook(void **state)
 {
     char ord[64], pay_id[64], pp_order[64], re_id[64], re_ref[64], body[256], status[40];
-    char *ev;
-    hook h;
     h_resp r;
 
     (void)state;
-    order("USD", 3000, ord, NULL);
-    pay_pending("paypal", ord, "", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(3000, "", ord, pay_id, pp_order);
     confirm(pay_id, &r);
     EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);
@@ -850,14 +829,7 @@ static void test_pending_refund_is_completed_by_the_signed_refunded_webhook(void
     fake_call("POST", body, NULL, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    ev = fake_event("PAYMENT.CAPTURE.REFUNDED", re_ref);
-    hook_valid(&h, ev);
-    hook_post("paypal", &h, ev, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "applied");
-    EXPECT_STR(h_rstr(&r, "type"), "refund.succeeded");
-    h_resp_free(&r);
-    free(ev);
+    event_applied("PAYMENT.CAPTURE.REFUNDED", re_ref, "refund.succeeded");
     snprintf(body, sizeof body, "/v1/refunds/%s", re_id);
     payd_call("GET", body, srv.admin_auth, NULL, NULL, &r);
     EXPECT_STR(h_rstr(&r, "status"), "succeeded");
@@ -917,9 +889,7 @@ static void test_cancel_of_an_authorized_payment_voids_the_authorization(void **
     h_resp r;
 
     (void)state;
-    order("USD", 2200, ord, NULL);
-    pay_pending("paypal", ord, ",\"capture_method\":\"manual\"", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(2200, ",\"capture_method\":\"manual\"", ord, pay_id, pp_order);
     confirm(pay_id, &r);
     EXPECT_STR(h_rstr(&r, "status"), "requires_capture");
     h_resp_free(&r);
@@ -1183,9 +1153,7 @@ static void test_instrument_declined_is_402_card_declined(void **state)
     h_resp r;
 
     (void)state;
-    order("USD", 1200, ord, NULL);
-    pay_pending("paypal", ord, "", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(1200, "", ord, pay_id, pp_order);
     fake_next("{\"action\":\"decline\",\"path\":\"/capture\"}");
     confirm(pay_id, &r);
     EXPECT_STATUS(&r, 402);
@@ -1200,45 +1168,26 @@ static void test_instrument_declined_is_402_card_declined(void **state)
 static void test_decline_with_payer_action_sends_the_buyer_back_then_succeeds(void **state)
 {
     char ord[64], pay_id[64], pp_order[64];
-    h_resp r;
 
     (void)state;
-    order("USD", 1300, ord, NULL);
-    pay_pending("paypal", ord, "", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(1300, "", ord, pay_id, pp_order);
     fake_next("{\"action\":\"decline_retry\",\"path\":\"/capture\"}");
-    confirm(pay_id, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "requires_action");
-    EXPECT_STR(h_rstr(&r, "next_action.type"), "redirect_url");
-    assert_non_null(strstr(h_rstr(&r, "next_action.url"), pp_order));
-    h_resp_free(&r);
+    confirm_sends_buyer_back(pay_id, pp_order);
 
     /* The buyer picks another funding source at PayPal. */
     buyer_approves(pay_id);
-    confirm(pay_id, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
-    h_resp_free(&r);
+    confirm_to(pay_id, "succeeded");
     assert_int_equal(fake_captures_of(pp_order), 1);
 }
 
 static void test_payer_action_required_on_capture_sends_the_buyer_back(void **state)
 {
     char ord[64], pay_id[64], pp_order[64];
-    h_resp r;
 
     (void)state;
-    order("USD", 1350, ord, NULL);
-    pay_pending("paypal", ord, "", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(1350, "", ord, pay_id, pp_order);
     fake_next("{\"action\":\"payer_action_required\",\"path\":\"/capture\"}");
-    confirm(pay_id, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "requires_action");
-    EXPECT_STR(h_rstr(&r, "next_action.type"), "redirect_url");
-    assert_non_null(strstr(h_rstr(&r, "next_action.url"), pp_order));
-    h_resp_free(&r);
+    confirm_sends_buyer_back(pay_id, pp_order);
     assert_int_equal(fake_captures_of(pp_order), 0);
 }
 
@@ -1461,22 +1410,14 @@ static void pending_capture(long long amount, char pay_id[64], char pp_order[64]
 
 static void test_pending_capture_is_processing_until_paypal_completes_it(void **state)
 {
-    char pay_id[64], pp_order[64], cap[64], *ev;
-    hook h;
-    h_resp r;
+    char pay_id[64], pp_order[64], cap[64], verdict[32];
 
     (void)state;
     pending_capture(2100, pay_id, pp_order, cap);
     fake_later("captures", cap, "complete");
     /* PayPal's webhook, or the janitor's retrieve, whichever comes first;
      * money is counted once. */
-    ev = fake_event("PAYMENT.CAPTURE.COMPLETED", cap);
-    hook_valid(&h, ev);
-    hook_post("paypal", &h, ev, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "type"), "payment.succeeded");
-    h_resp_free(&r);
-    free(ev);
+    event_post("PAYMENT.CAPTURE.COMPLETED", cap, "payment.succeeded", verdict);
     wait_payment(pay_id, "succeeded");
     assert_int_equal(ledger_sum(pay_id, "charge"), 2100);
     assert_int_equal(h_events_of(&srv, pay_id, "payment.succeeded"), 1);
@@ -1484,20 +1425,12 @@ static void test_pending_capture_is_processing_until_paypal_completes_it(void **
 
 static void test_pending_capture_denied_later_fails_the_payment(void **state)
 {
-    char pay_id[64], pp_order[64], cap[64], *ev;
-    hook h;
-    h_resp r;
+    char pay_id[64], pp_order[64], cap[64], verdict[32];
 
     (void)state;
     pending_capture(2200, pay_id, pp_order, cap);
     fake_later("captures", cap, "deny");
-    ev = fake_event("PAYMENT.CAPTURE.DENIED", cap);
-    hook_valid(&h, ev);
-    hook_post("paypal", &h, ev, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "type"), "payment.failed");
-    h_resp_free(&r);
-    free(ev);
+    event_post("PAYMENT.CAPTURE.DENIED", cap, "payment.failed", verdict);
     wait_payment(pay_id, "failed");
     assert_int_equal(ledger_sum(pay_id, "charge"), 0);
 }
@@ -1508,9 +1441,7 @@ static void test_capture_answered_declined_fails_the_payment(void **state)
     h_resp r;
 
     (void)state;
-    order("USD", 2300, ord, NULL);
-    pay_pending("paypal", ord, "", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(2300, "", ord, pay_id, pp_order);
     fake_next("{\"action\":\"capture_declined\",\"path\":\"/capture\"}");
     confirm(pay_id, &r);
     assert_true(r.status == 200 || r.status == 402);
@@ -1524,14 +1455,10 @@ static void test_authorization_voided_at_paypal_cancels_the_payment(void **state
 {
     char ord[64], pay_id[64], pp_order[64], tok[256], auth[300], path[160], au[64], status[40];
     const char *headers[] = {auth, "PayPal-Request-Id: test-dashboard-void", "Prefer: return=representation", NULL};
-    char *ev;
-    hook h;
     h_resp r;
 
     (void)state;
-    order("USD", 2400, ord, NULL);
-    pay_pending("paypal", ord, ",\"capture_method\":\"manual\"", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(2400, ",\"capture_method\":\"manual\"", ord, pay_id, pp_order);
     confirm(pay_id, &r);
     EXPECT_STR(h_rstr(&r, "status"), "requires_capture");
     h_resp_free(&r);
@@ -1556,41 +1483,24 @@ static void test_authorization_voided_at_paypal_cancels_the_payment(void **state
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 
-    ev = fake_event("PAYMENT.AUTHORIZATION.VOIDED", au);
-    hook_valid(&h, ev);
-    hook_post("paypal", &h, ev, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "applied");
-    EXPECT_STR(h_rstr(&r, "type"), "payment.canceled");
-    h_resp_free(&r);
-    free(ev);
+    event_applied("PAYMENT.AUTHORIZATION.VOIDED", au, "payment.canceled");
     payment_status(pay_id, status);
     EXPECT_STR(status, "canceled");
 }
 
 static void test_reversed_capture_opens_a_dispute(void **state)
 {
-    char ord[64], pay_id[64], pp_order[64], cap[64], status[40], *ev;
-    hook h;
+    char ord[64], pay_id[64], pp_order[64], cap[64], status[40];
     h_resp r;
 
     (void)state;
-    order("USD", 2500, ord, NULL);
-    pay_pending("paypal", ord, "", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(2500, "", ord, pay_id, pp_order);
     confirm(pay_id, &r);
     EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);
     fake_capture_id(pp_order, cap);
     fake_later("captures", cap, "reverse");
-    ev = fake_event("PAYMENT.CAPTURE.REVERSED", cap);
-    hook_valid(&h, ev);
-    hook_post("paypal", &h, ev, &r);
-    EXPECT_STATUS(&r, 200);
-    EXPECT_STR(h_rstr(&r, "status"), "applied");
-    EXPECT_STR(h_rstr(&r, "type"), "dispute.created");
-    h_resp_free(&r);
-    free(ev);
+    event_applied("PAYMENT.CAPTURE.REVERSED", cap, "dispute.created");
     payment_status(pay_id, status);
     EXPECT_STR(status, "disputed");
     assert_int_equal(ledger_sum(pay_id, "chargeback"), 2500);
@@ -1604,9 +1514,7 @@ static void test_refund_paypal_refuses_as_over_refund_fails_and_releases_the_amo
     h_resp r;
 
     (void)state;
-    order("USD", 2000, ord, NULL);
-    pay_pending("paypal", ord, "", pay_id, pp_order);
-    buyer_approves(pay_id);
+    approved_payment(2000, "", ord, pay_id, pp_order);
     confirm(pay_id, &r);
     EXPECT_STR(h_rstr(&r, "status"), "succeeded");
     h_resp_free(&r);

@@ -29,17 +29,8 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-
-__attribute__((unused)) static void post(const char *path, const char *auth, const char *body, h_resp *r)
-{
-    assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
-}
-
-__attribute__((unused)) static void get(const char *path, const char *auth, h_resp *r)
-{
-    assert_int_equal(h_get(&srv, path, auth, r), 0);
-}
-
+#define post(path, auth, body, r) h_post_ok(&srv, (path), (auth), (body), (r))
+#define get(path, auth, r) h_get_ok(&srv, (path), (auth), (r))
 
 /* A paid order of `total` USD: copies the order and payment ids. */
 static void paid_order(long long total, char order[64], char pay_id[64])
@@ -47,10 +38,7 @@ static void paid_order(long long total, char order[64], char pay_id[64])
     char body[256];
     snprintf(body, sizeof body, "{\"currency\":\"USD\",\"items\":[{\"name\":\"Lamp\",\"unit_amount\":%lld}]}", total);
     h_resp r;
-    post("/v1/orders", srv.merchant_auth, body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(order, 64, "%s", h_rstr(&r, "id"));
-    h_resp_free(&r);
+    h_create(&srv, "/v1/orders", srv.merchant_auth, body, 201, order);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"pm_card_visa\",\"confirm\":true}", order);
     post("/v1/payments", srv.merchant_auth, body, &r);
     EXPECT_STATUS(&r, 201);
@@ -130,7 +118,6 @@ static void expect_reconciled(const char *pay_id, long long refunded, long long 
 
 static int setup(void **state)
 {
-    (void)state;
     h_payd_opts o = {
         .threads = 16,
         .pool = 24,
@@ -144,13 +131,7 @@ static int setup(void **state)
                  "[routing]\n"
                  "default = mock\n",
     };
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -317,10 +298,7 @@ static void test_end_user_cannot_create_refunds(void **state)
     snprintf(auth, sizeof auth, "Bearer %s", jwt);
     free(jwt);
     snprintf(body, sizeof body, "{\"payment\":\"%s\"}", pay_id);
-    h_resp r;
-    post("/v1/refunds", auth, body, &r);
-    EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
-    h_resp_free(&r);
+    EXPECT_POST_ERROR(&srv, "/v1/refunds", auth, body, 403, "permission_error", "insufficient_role", NULL);
     expect_reconciled(pay_id, 0, 0);
 }
 
@@ -416,5 +394,5 @@ int main(void)
         cmocka_unit_test(test_fifty_concurrent_ten_percent_refunds_exactly_ten_succeed_and_ledger_reconciles),
         cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
     };
-    return cmocka_run_group_tests_name("refunds", tests, setup, teardown);
+    return cmocka_run_group_tests_name("refunds", tests, setup, h_group_stop);
 }

@@ -61,15 +61,8 @@ static int mock_payments_seeded;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void get(const char *path, const char *auth, h_resp *r)
-{
-    assert_int_equal(h_get(&srv, path, auth, r), 0);
-}
-
-static void post(const char *path, const char *auth, const char *body, h_resp *r)
-{
-    assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
-}
+#define post(path, auth, body, r) h_post_ok(&srv, (path), (auth), (body), (r))
+#define get(path, auth, r) h_get_ok(&srv, (path), (auth), (r))
 
 /* An order of one item; its id into id. */
 static void new_order(const char *auth, const char *currency, long long total, char id[64])
@@ -78,11 +71,7 @@ static void new_order(const char *auth, const char *currency, long long total, c
     snprintf(body, sizeof body,
              "{\"currency\":\"%s\",\"items\":[{\"name\":\"Ledger\",\"quantity\":1,\"unit_amount\":%lld}]}", currency,
              total);
-    h_resp r;
-    post("/v1/orders", auth, body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(id, 64, "%s", h_rstr(&r, "id"));
-    h_resp_free(&r);
+    h_create(&srv, "/v1/orders", auth, body, 201, id);
 }
 
 /* A new order paid with `method` (`extra` JSON members appended); expects
@@ -123,24 +112,15 @@ static void dispute(const char *gateway, const char *secret, const char *pay_id,
                     const char *currency, long long amount)
 {
     static int seq;
-    char body[1024], signed_text[1200], sig[256], hex[2 * EVP_MAX_MD_SIZE + 1];
+    char body[1024], sig[256];
     long long t = (long long)time(NULL);
     snprintf(body, sizeof body,
              "{\"id\":\"mevt_rep_%d_%d\",\"type\":\"dispute.created\",\"created\":%lld,\"data\":{\"provider_ref\":\"%s\","
              "\"payment_id\":\"%s\",\"amount\":%lld,\"currency\":\"%s\"}}",
              (int)getpid(), ++seq, t, ref, pay_id, amount, currency);
-    int n = snprintf(signed_text, sizeof signed_text, "%lld.%s", t, body);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signed_text, (size_t)n, mac, &mac_len);
-    for (unsigned int i = 0; i < mac_len; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    snprintf(sig, sizeof sig, "Mock-Signature: t=%lld,v1=%s", t, hex);
-    char path[64];
-    snprintf(path, sizeof path, "/v1/webhooks/%s", gateway);
-    const char *headers[] = {sig, NULL};
-    h_req req = {.method = "POST", .path = path, .content_type = "application/json", .body = body, .headers = headers};
+    h_mock_signature(secret, t, body, sig, sizeof sig);
     h_resp r;
-    assert_int_equal(h_request_ex(&srv, &req, &r), 0);
+    h_post_webhook(&srv, gateway, sig, body, &r);
     EXPECT_STATUS(&r, 200);
     EXPECT_STR(h_rstr(&r, "status"), "applied");
     h_resp_free(&r);
@@ -278,7 +258,6 @@ static void day_text(time_t t, char out[16])
 
 static int setup(void **state)
 {
-    (void)state;
     h_payd_opts o = {
         .extra = "[gateway.mock]\n"
                  "module = mock\n"
@@ -295,19 +274,13 @@ static int setup(void **state)
                  "[admin]\n"
                  "report_max_days = 31\n",
     };
-    if (h_payd_start(&srv, &o) != 0) return -1;
+    if (h_group_start(state, &srv, &o) != 0) return -1;
     time_t now = time(NULL);
     day_text(now - 86400, from_day);
     day_text(now + 2 * 86400, to_day);
     snprintf(from_sql, sizeof from_sql, "%s 00:00:00+00", from_day);
     snprintf(to_sql, sizeof to_sql, "%s 00:00:00+00", to_day);
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
 }
 
 /* The seeded mix (see the file comment); run as the first test so a
@@ -448,31 +421,23 @@ static void test_bad_ranges_and_group_by_answer_400_in_the_error_shape(void **st
 {
     (void)state;
     h_resp r;
-    get("/v1/admin/reports/summary?from=2026-03-02&to=2026-03-01", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "range_invalid", "from");
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reports/summary?from=2026-03-02&to=2026-03-01", srv.admin_auth,
+                     400, "invalid_request_error", "range_invalid", "from");
     /* report_max_days = 31 in this config. */
-    get("/v1/admin/reports/summary?from=2026-01-01&to=2026-02-02", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "range_too_large", "to");
-    h_resp_free(&r);
-    get("/v1/admin/reports/summary?from=2026-02-30&to=2026-03-01", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", "from");
-    h_resp_free(&r);
-    get("/v1/admin/reports/summary?from=2026-01-01&to=tomorrow", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", "to");
-    h_resp_free(&r);
-    get("/v1/admin/reports/summary?to=2026-01-02", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_missing", "from");
-    h_resp_free(&r);
-    get("/v1/admin/reports/summary?from=2026-01-01&to=2026-01-02&group_by=week", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", "group_by");
-    h_resp_free(&r);
-    get("/v1/admin/reconcile?gateway=mock&from=2026-01-02&to=2026-01-01", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "range_invalid", "from");
-    h_resp_free(&r);
-    get("/v1/admin/reconcile?gateway=nope&from=2026-01-01&to=2026-01-02", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", "gateway");
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reports/summary?from=2026-01-01&to=2026-02-02", srv.admin_auth,
+                     400, "invalid_request_error", "range_too_large", "to");
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reports/summary?from=2026-02-30&to=2026-03-01", srv.admin_auth,
+                     400, "invalid_request_error", "parameter_invalid", "from");
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reports/summary?from=2026-01-01&to=tomorrow", srv.admin_auth,
+                     400, "invalid_request_error", "parameter_invalid", "to");
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reports/summary?to=2026-01-02", srv.admin_auth,
+                     400, "invalid_request_error", "parameter_missing", "from");
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reports/summary?from=2026-01-01&to=2026-01-02&group_by=week", srv.admin_auth,
+                     400, "invalid_request_error", "parameter_invalid", "group_by");
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reconcile?gateway=mock&from=2026-01-02&to=2026-01-01", srv.admin_auth,
+                     400, "invalid_request_error", "range_invalid", "from");
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reconcile?gateway=nope&from=2026-01-01&to=2026-01-02", srv.admin_auth,
+                     400, "invalid_request_error", "parameter_invalid", "gateway");
 
     /* RFC 3339 with an offset is accepted: this empty range has no rows. */
     get("/v1/admin/reports/summary?from=2020-01-01T02:00:00%2B02:00&to=2020-01-01T00:00:00Z", srv.admin_auth, &r);
@@ -563,9 +528,8 @@ static void test_admin_orders_lists_every_users_orders_with_filters_and_pages(vo
     assert_int_equal(json_array_size(h_jpath(r.json, "data")), 1);
     h_resp_free(&r);
 
-    get("/v1/admin/orders?currency=XYZ", srv.admin_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", "currency");
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/admin/orders?currency=XYZ", srv.admin_auth,
+                     400, "invalid_request_error", "parameter_invalid", "currency");
 
     /* Every order, both users' and the merchant's, in pages of 5. */
     long long total = sql_int("SELECT count(*) FROM orders");
@@ -716,5 +680,5 @@ int main(void)
         cmocka_unit_test(test_reconcile_is_clean_until_the_mock_is_changed_then_names_each_mismatch),
         cmocka_unit_test(test_reconcile_in_process_asks_its_own_modules_and_usage_errors_exit_2),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, h_group_stop);
 }

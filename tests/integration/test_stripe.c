@@ -18,11 +18,9 @@
  * greps payd's log for them.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,13 +70,10 @@ static void payd_call(const char *method, const char *path, const char *auth,
 }
 
 /* A control or API request to the fake; its JSON answer in r. */
-static void fake_call(const char *method, const char *path, const char *body, h_resp *r)
-{
-    h_req req = {.method = method, .path = path, .body = body,
-                 .content_type = body ? "application/json" : NULL};
-
-    assert_int_equal(h_request_ex(&fake, &req, r), 0);
-}
+#define fake_call(method, path, body, r) h_fake_call(&fake, (method), (path), (body), NULL, (r))
+/* The fake's recorded API requests for `method` `path`, as a new array. */
+#define fake_requests(method, path) h_fake_requests(&fake, (method), (path))
+#define fake_next(action_json) h_fake_next(&fake, (action_json))
 
 /* A USD order of `amount`, by the merchant; its id into `id`. */
 static void order(long long amount, char id[64])
@@ -147,22 +141,6 @@ static long long sql_ll(const char *fmt, const char *arg)
     return h_sql_int(srv.db_url, sql, LLONG_MIN);
 }
 
-/* The fake's recorded API requests for `method` `path`, as a new array. */
-static json_t *fake_requests(const char *method, const char *path)
-{
-    char q[512];
-    h_resp r;
-    json_t *data;
-
-    snprintf(q, sizeof q, "/_fake/requests?method=%s&path=%s", method, path);
-    fake_call("GET", q, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    data = json_incref(h_jpath(r.json, "data"));
-    h_resp_free(&r);
-    assert_true(json_is_array(data));
-    return data;
-}
-
 /* The recorded POST /v1/payment_intents requests made with `key`. */
 static json_t *creates_with_key(const char *key)
 {
@@ -196,15 +174,6 @@ static size_t fake_intents_for_key(const char *key)
     }
     h_resp_free(&r);
     return n;
-}
-
-static void fake_next(const char *action_json)
-{
-    h_resp r;
-
-    fake_call("POST", "/_fake/next", action_json, &r);
-    EXPECT_STATUS(&r, 200);
-    h_resp_free(&r);
 }
 
 /* Lower-case hex HMAC-SHA256(secret, "<t>.<body>"). */
@@ -286,70 +255,28 @@ static long long real_now_ms(void)
 
 static int fake_start(void)
 {
-    char bin[PATH_MAX], fixtures[PATH_MAX], line[256] = "";
+    char bin[PATH_MAX], fixtures[PATH_MAX], line[256];
     const char *build = h_env("PAYD_BUILD"), *root = h_root();
-    int fds[2], port = 0;
-    size_t n = 0;
+    const char *argv[] = {bin, "0", fixtures, NULL};
+    const char *env[] = {"STRIPE_FAKE_SECRET_KEY=" STRIPE_KEY, NULL};
+    int port = 0;
 
-    if (build == NULL || root == NULL || pipe(fds) != 0)
+    if (build == NULL || root == NULL)
         return -1;
     snprintf(bin, sizeof bin, "%s/fakes/stripe_fake", build);
     snprintf(fixtures, sizeof fixtures, "%s/../shared/fixtures/stripe-openapi/fixtures3.json",
              root);
-    fflush(stdout);
-    fflush(stderr);
-    fake_pid = fork();
+    /* "stripe_fake listening on 127.0.0.1:PORT" */
+    fake_pid = h_fake_spawn(argv, env, line, sizeof line);
     if (fake_pid < 0)
         return -1;
-    if (fake_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("STRIPE_FAKE_SECRET_KEY", STRIPE_KEY, 1);
-        execl(bin, bin, "0", fixtures, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    /* "stripe_fake listening on 127.0.0.1:PORT\n", within 10 s. */
-    while (n < sizeof line - 1 && !strchr(line, '\n')) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        ssize_t got;
-
-        if (poll(&p, 1, 10000) <= 0)
-            break;
-        got = read(fds[0], line + n, sizeof line - 1 - n);
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-        line[n] = '\0';
-    }
-    close(fds[0]);
     if (sscanf(line, "stripe_fake listening on 127.0.0.1:%d", &port) != 1 || port <= 0) {
         fprintf(stderr, "# stripe_fake did not start: \"%s\"\n", line);
+        h_fake_stop(&fake_pid);
         return -1;
     }
     snprintf(fake.base_url, sizeof fake.base_url, "http://127.0.0.1:%d", port);
     return 0;
-}
-
-static void fake_stop(void)
-{
-    int status;
-
-    if (fake_pid <= 0)
-        return;
-    kill(fake_pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(fake_pid, &status, WNOHANG) == fake_pid) {
-            fake_pid = 0;
-            return;
-        }
-        h_sleep_ms(50);
-    }
-    kill(fake_pid, SIGKILL);
-    waitpid(fake_pid, &status, 0);
-    fake_pid = 0;
 }
 
 static int setup(void **state)
@@ -423,7 +350,7 @@ static int teardown(void **state)
 
     (void)state;
     rc = h_payd_stop(&srv);
-    fake_stop();
+    h_fake_stop(&fake_pid);
     json_decref(vectors);
     json_decref(vector_instances);
     return rc == 0 ? 0 : -1;

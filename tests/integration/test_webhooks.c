@@ -54,16 +54,8 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void post(const char *path, const char *auth, const char *body, h_resp *r)
-{
-    assert_int_equal(h_post_json(&srv, path, auth, NULL, body, r), 0);
-}
-
-static void get(const char *path, const char *auth, h_resp *r)
-{
-    assert_int_equal(h_get(&srv, path, auth, r), 0);
-}
-
+#define post(path, auth, body, r) h_post_ok(&srv, (path), (auth), (body), (r))
+#define get(path, auth, r) h_get_ok(&srv, (path), (auth), (r))
 
 /* The first value of a query into out ("" when NULL or no row). */
 static void sql_str(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -85,11 +77,7 @@ static void new_order(long long total, char id[64])
     char body[256];
     snprintf(body, sizeof body,
              "{\"currency\":\"USD\",\"items\":[{\"name\":\"Kettle\",\"quantity\":1,\"unit_amount\":%lld}]}", total);
-    h_resp r;
-    post("/v1/orders", srv.merchant_auth, body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(id, 64, "%s", h_rstr(&r, "id"));
-    h_resp_free(&r);
+    h_create(&srv, "/v1/orders", srv.merchant_auth, body, 201, id);
 }
 
 /* Pays `order` with `method` on `gateway`; expects `status` (HTTP) and
@@ -125,16 +113,7 @@ static void paid_payment(long long total, char order[64], char pay_id[64], char 
 }
 
 /* The status string of an order, payment or refund. */
-static void obj_status(const char *kind, const char *id, char out[40])
-{
-    char path[160];
-    snprintf(path, sizeof path, "/v1/%s/%s", kind, id);
-    h_resp r;
-    get(path, srv.admin_auth, &r);
-    EXPECT_STATUS(&r, 200);
-    snprintf(out, 40, "%s", h_rstr(&r, "status") ? h_rstr(&r, "status") : "(none)");
-    h_resp_free(&r);
-}
+#define obj_status(kind, id, out) h_status_of(&srv, (kind), (id), (out))
 #define EXPECT_OBJ_STATUS(kind, id, want)     \
     do {                                      \
         char st_[40];                         \
@@ -183,30 +162,11 @@ static void mock_event(char *out, size_t len, const char *id, const char *type, 
 }
 
 /* "Mock-Signature: t=<t>,v1=<hex>" for `body` with `secret`. */
-static void mock_sign(const char *secret, long long t, const char *body, char *out, size_t len)
-{
-    char signed_text[8192];
-    int n = snprintf(signed_text, sizeof signed_text, "%lld.%s", t, body);
-    assert_true(n > 0 && (size_t)n < sizeof signed_text);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signed_text, (size_t)n, mac, &mac_len);
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned int i = 0; i < mac_len; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    snprintf(out, len, "Mock-Signature: t=%lld,v1=%s", t, hex);
-}
+#define mock_sign(secret, t, body, out, len) h_mock_signature((secret), (t), (body), (out), (len))
 
 /* POSTs `body` to /v1/webhooks/<gateway> with the signature header line
  * `sig` (NULL: no signature at all). */
-static void post_webhook(const char *gateway, const char *sig, const char *body, h_resp *r)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/webhooks/%s", gateway);
-    const char *headers[] = {sig, NULL};
-    h_req req = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                 .headers = sig ? headers : NULL};
-    assert_int_equal(h_request_ex(&srv, &req, r), 0);
-}
+#define post_webhook(gateway, sig, body, r) h_post_webhook(&srv, (gateway), (sig), (body), (r))
 
 /* Signs `body` for `gateway` now and POSTs it; expects 200 and `status`
  * in the answer, with the event id and type echoed. */
@@ -289,10 +249,7 @@ static void test_success_after_a_decline_is_applied_while_the_order_is_open(void
     DELIVER("mock", SECRET, body, evt, "payment.succeeded", "applied");
     EXPECT_OBJ_STATUS("payments", pay_id, "succeeded");
     EXPECT_OBJ_STATUS("orders", order, "paid");
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1800);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 1800);
 }
 
 static void test_success_after_a_decline_on_an_order_paid_again_needs_review_and_moves_nothing(void **state)
@@ -353,7 +310,6 @@ static void test_capturable_webhook_during_a_capture_leaves_the_capture_to_its_a
 
 static int setup(void **state)
 {
-    (void)state;
     h_payd_opts o = {
         .threads = 16,
         .pool = 16,
@@ -370,13 +326,7 @@ static int setup(void **state)
                  "[routing]\n"
                  "default = mock\n",
     };
-    return h_payd_start(&srv, &o);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_payd_stop(&srv) == 0 ? 0 : -1;
+    return h_group_start(state, &srv, &o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -412,10 +362,7 @@ static void test_signed_payment_succeeded_settles_processing_payment_and_pays_or
     assert_int_equal(h_rint(&r, "amount_paid"), 2599);
     h_resp_free(&r);
 
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 2599);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 2599);
     assert_int_equal(events_of(pay_id, "payment.succeeded"), 1);
     assert_int_equal(events_of(order, "order.paid"), 1);
 
@@ -448,10 +395,7 @@ static void test_same_webhook_three_times_is_applied_once_then_duplicate(void **
 
     EXPECT_OBJ_STATUS("payments", pay_id, "succeeded");
     EXPECT_OBJ_STATUS("orders", order, "paid");
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1800);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 1800);
     assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE order_id = '%s'", order), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM webhook_events WHERE provider_event_id = '%s'", evt), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM webhook_events WHERE provider_event_id = '%s' AND status = 'applied'", evt), 1);
@@ -510,10 +454,7 @@ static void test_concurrent_redeliveries_apply_exactly_once(void **state)
     }
     assert_int_equal(applied, 1);
     assert_int_equal(duplicate, RACERS - 1);
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 4200);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 4200);
     assert_int_equal(sql_int("SELECT count(*) FROM webhook_events WHERE provider_event_id = '%s'", evt), 1);
     assert_int_equal(events_of(pay_id, "payment.succeeded"), 1);
     assert_int_equal(events_of(order, "order.paid"), 1);
@@ -559,10 +500,7 @@ static void test_failed_after_succeeded_is_stale_and_does_not_regress(void **sta
     assert_true(json_is_null(h_jpath(r.json, "failure_code")));
     h_resp_free(&r);
     EXPECT_OBJ_STATUS("orders", order, "paid");
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 3100);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 3100);
     assert_int_equal(events_of(pay_id, "payment.failed"), 0);
     assert_int_equal(events_of(pay_id, "payment.canceled"), 0);
     assert_int_equal(events_of(pay_id, "payment.succeeded"), 1);
@@ -717,10 +655,7 @@ static void test_tampered_old_unsigned_or_forged_webhook_is_400_and_stores_nothi
     /* The genuine request, with the clock back, still applies. */
     DELIVER("mock", SECRET, body, evt, "payment.succeeded", "applied");
     EXPECT_OBJ_STATUS("payments", pay_id, "succeeded");
-    long long n, sum;
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 2700);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 2700);
 }
 
 static void test_webhook_for_unknown_gateway_is_404(void **state)
@@ -770,13 +705,8 @@ static void test_dispute_created_marks_payment_disputed_with_chargeback_and_clos
     mock_event(body, sizeof body, evt, "dispute.created", &d);
     DELIVER("mock", SECRET, body, evt, "dispute.created", "applied");
     EXPECT_OBJ_STATUS("payments", pay_id, "disputed");
-    long long n, sum;
-    ledger(pay_id, "chargeback", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1200);
-    ledger(pay_id, "charge", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 5000);
+    EXPECT_LEDGER(&srv, pay_id, "chargeback", 1, 1200);
+    EXPECT_LEDGER(&srv, pay_id, "charge", 1, 5000);
     assert_int_equal(sql_int("SELECT amount_disputed FROM payments WHERE id = '%s'", pay_id), 1200);
     assert_int_equal(events_of(pay_id, "dispute.created"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM webhook_events WHERE provider_event_id = '%s' AND status = 'applied'", evt), 1);
@@ -786,9 +716,7 @@ static void test_dispute_created_marks_payment_disputed_with_chargeback_and_clos
     new_event_id(evt2);
     mock_event(body, sizeof body, evt2, "dispute.created", &d);
     DELIVER("mock", SECRET, body, evt2, "dispute.created", "ignored");
-    ledger(pay_id, "chargeback", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1200);
+    EXPECT_LEDGER(&srv, pay_id, "chargeback", 1, 1200);
     assert_int_equal(events_of(pay_id, "dispute.created"), 1);
 
     /* Closed: recorded and announced; the payment stays disputed. */
@@ -800,9 +728,7 @@ static void test_dispute_created_marks_payment_disputed_with_chargeback_and_clos
                              closed, pay_id),
                      1);
     EXPECT_OBJ_STATUS("payments", pay_id, "disputed");
-    ledger(pay_id, "chargeback", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1200);
+    EXPECT_LEDGER(&srv, pay_id, "chargeback", 1, 1200);
     assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE payment_id = '%s'", pay_id), 2);
     assert_int_equal(events_of(pay_id, "dispute.closed"), 1);
 }
@@ -817,10 +743,7 @@ static void test_dispute_without_amount_charges_back_everything_captured(void **
     mock_event(body, sizeof body, evt, "dispute.created", &d);
     DELIVER("mock", SECRET, body, evt, "dispute.created", "applied");
     EXPECT_OBJ_STATUS("payments", pay_id, "disputed");
-    long long n, sum;
-    ledger(pay_id, "chargeback", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 2300);
+    EXPECT_LEDGER(&srv, pay_id, "chargeback", 1, 2300);
     /* A failure notice after the dispute does not move it back either. */
     char late[64];
     new_event_id(late);
@@ -902,19 +825,14 @@ static void test_refund_webhook_completes_pending_refund_once_before_the_provide
     DELIVER("slow", SLOW_SECRET, body, evt, "refund.succeeded", "applied");
     EXPECT_OBJ_STATUS("refunds", refund_id, "succeeded");
     EXPECT_OBJ_STATUS("payments", pay_id, "partially_refunded");
-    long long n, sum;
-    ledger(pay_id, "refund", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 2000);
+    EXPECT_LEDGER(&srv, pay_id, "refund", 1, 2000);
 
     /* Then the provider's own answer arrives: the same refund, not a second. */
     pthread_join(th, NULL);
     assert_true(call.status == 200 || call.status == 201);
     EXPECT_STR(call.id, refund_id);
     EXPECT_STR(call.refund_status, "succeeded");
-    ledger(pay_id, "refund", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 2000);
+    EXPECT_LEDGER(&srv, pay_id, "refund", 1, 2000);
     h_resp r;
     char path[128];
     snprintf(path, sizeof path, "/v1/payments/%s", pay_id);
@@ -930,8 +848,7 @@ static void test_refund_webhook_completes_pending_refund_once_before_the_provide
     new_event_id(evt2);
     mock_event(body, sizeof body, evt2, "refund.succeeded", &d);
     DELIVER("slow", SLOW_SECRET, body, evt2, "refund.succeeded", "ignored");
-    ledger(pay_id, "refund", &n, &sum);
-    assert_int_equal(n, 1);
+    EXPECT_LEDGER(&srv, pay_id, "refund", 1, 2000);
     assert_int_equal(events_of(refund_id, "refund.succeeded"), 1);
 }
 
@@ -957,10 +874,7 @@ static void test_refund_webhook_after_synchronous_refund_is_ignored_without_seco
     DELIVER("mock", SECRET, body, evt, "refund.succeeded", "ignored");
     assert_int_equal(sql_int("SELECT count(*) FROM webhook_events WHERE provider_event_id = '%s' AND status = 'ignored'", evt), 1);
 
-    long long n, sum;
-    ledger(pay_id, "refund", &n, &sum);
-    assert_int_equal(n, 1);
-    assert_int_equal(sum, 1500);
+    EXPECT_LEDGER(&srv, pay_id, "refund", 1, 1500);
     EXPECT_OBJ_STATUS("payments", pay_id, "partially_refunded");
     assert_int_equal(sql_int("SELECT amount_refunded FROM payments WHERE id = '%s'", pay_id), 1500);
     assert_int_equal(events_of(refund_id, "refund.succeeded"), 1);
@@ -1076,12 +990,10 @@ static void test_events_paginate_with_cursor_and_filter_by_type_and_object(void 
     h_resp_free(&r);
 
     /* A bad limit is refused. */
-    get("/v1/events?limit=0", srv.merchant_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", NULL);
-    h_resp_free(&r);
-    get("/v1/events?limit=101", srv.merchant_auth, &r);
-    EXPECT_ERROR(&r, 400, "invalid_request_error", "parameter_invalid", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/events?limit=0", srv.merchant_auth,
+                     400, "invalid_request_error", "parameter_invalid", NULL);
+    EXPECT_GET_ERROR(&srv, "/v1/events?limit=101", srv.merchant_auth,
+                     400, "invalid_request_error", "parameter_invalid", NULL);
 }
 
 static void test_an_unknown_cursor_is_400_not_an_empty_page(void **state)
@@ -1090,10 +1002,8 @@ static void test_an_unknown_cursor_is_400_not_an_empty_page(void **state)
     const char *paths[] = {"/v1/events?starting_after=evt_nosuchevent", "/v1/orders?starting_after=ord_nosuchorder",
                            "/v1/payments?starting_after=pay_nosuchpayment"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        h_resp r;
-        get(paths[i], srv.merchant_auth, &r);
-        EXPECT_ERROR(&r, 400, "invalid_request_error", "resource_missing", "starting_after");
-        h_resp_free(&r);
+        EXPECT_GET_ERROR(&srv, paths[i], srv.merchant_auth,
+                         400, "invalid_request_error", "resource_missing", "starting_after");
     }
 }
 
@@ -1113,13 +1023,9 @@ static void test_events_are_for_merchant_and_admin_keys_not_end_users(void **sta
     char auth[1024];
     snprintf(auth, sizeof auth, "Bearer %s", jwt);
     free(jwt);
-    get("/v1/events", auth, &r);
-    EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/events", auth, 403, "permission_error", "insufficient_role", NULL);
 
-    get("/v1/events", NULL, &r);
-    EXPECT_ERROR(&r, 401, "authentication_error", "missing_credentials", NULL);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/events", NULL, 401, "authentication_error", "missing_credentials", NULL);
 }
 
 static void test_payd_stops_cleanly_without_sanitizer_reports(void **state)
@@ -1155,5 +1061,5 @@ int main(void)
         cmocka_unit_test(test_an_unknown_cursor_is_400_not_an_empty_page),
         cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
     };
-    return cmocka_run_group_tests_name("webhooks", tests, setup, teardown);
+    return cmocka_run_group_tests_name("webhooks", tests, setup, h_group_stop);
 }

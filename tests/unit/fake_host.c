@@ -9,6 +9,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <ctype.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -563,4 +565,76 @@ const payd_host *fake_host(void)
 const payd_config *fake_config(void)
 {
     return (const payd_config *)(void *)&fake_config_token;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The module under test                                                    */
+/* ------------------------------------------------------------------------ */
+
+const payd_module *fake_module_load(const char *name, void **dl)
+{
+    static char built[4096];
+    char var[64];
+    const char *path, *build;
+    payd_entry_fn entry;
+    size_t i;
+
+    snprintf(var, sizeof var, "PAYD_%s_SO", name);
+    for (i = 0; var[i] != '\0'; i++)
+        var[i] = (char)toupper((unsigned char)var[i]);
+    path = getenv(var);
+    build = getenv("PAYD_BUILD");
+    if (path == NULL) {
+        snprintf(built, sizeof built, "%s/modules/%s.so", build != NULL ? build : "build", name);
+        path = built;
+    }
+    *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (*dl == NULL) {
+        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+        return NULL;
+    }
+    *(void **)(&entry) = dlsym(*dl, PAYD_ENTRY_SYMBOL);
+    if (entry == NULL) {
+        fprintf(stderr, "%s: no %s symbol\n", path, PAYD_ENTRY_SYMBOL);
+        return NULL;
+    }
+    return entry();
+}
+
+void fake_module_unload(void *dl)
+{
+#ifndef PAYD_KEEP_MODULES_MAPPED
+    if (dl != NULL)
+        dlclose(dl);
+#else
+    (void)dl;
+#endif
+}
+
+int fake_module_start(const payd_module *mod, const payd_host *host,
+                      void **st, payd_error *e)
+{
+    memset(e, 0, sizeof *e);
+    *st = NULL;
+    return mod->init(host, fake_config(), st, e);
+}
+
+void fake_module_stop(const payd_module *mod, void **st)
+{
+    if (*st != NULL)
+        mod->fini(*st);
+    *st = NULL;
+}
+
+int fake_module_restart_with(const payd_module *mod, const payd_host *host,
+                             void **st, payd_error *e, const char *key, ...)
+{
+    va_list ap;
+
+    fake_module_stop(mod, st);
+    va_start(ap, key);
+    for (; key != NULL; key = va_arg(ap, const char *))
+        fake_config_set(key, va_arg(ap, const char *));
+    va_end(ap);
+    return fake_module_start(mod, host, st, e);
 }

@@ -66,4 +66,37 @@ size_t fake_http_count_containing(const char *needle);
 /* 1 if any logged line contains `needle`. */
 int fake_log_contains(const char *needle);
 
+/* ------------------------------------------------------------------------ */
+/* The module under test                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Load the module `name` ("stripe", "smtp", ...) exactly as payd does:
+ * dlopen(RTLD_NOW | RTLD_LOCAL) of $PAYD_<NAME>_SO, else
+ * $PAYD_BUILD/modules/<name>.so (what scripts/test.sh exports), else
+ * build/modules/<name>.so from the repository root, then call its entry
+ * symbol. *dl gets the handle for fake_module_unload. Returns the module's
+ * descriptor (owned by the module), or NULL with the reason on stderr.
+ * For a group setup: not thread-safe. */
+const payd_module *fake_module_load(const char *name, void **dl);
+
+/* Close a handle from fake_module_load (NULL is ignored). Sanitizer builds
+ * (PAYD_KEEP_MODULES_MAPPED) keep it mapped, so leak reports can still
+ * name the module's frames. */
+void fake_module_unload(void *dl);
+
+/* Start one instance of `mod` on `host` with the current fake config: *st
+ * is set to NULL, then to the instance; *e is zeroed first and gets init's
+ * message. Returns init's code. */
+int fake_module_start(const payd_module *mod, const payd_host *host,
+                      void **st, payd_error *e);
+
+/* Stop the instance in *st, if any (fini), and set *st to NULL. */
+void fake_module_stop(const payd_module *mod, void **st);
+
+/* Stop the instance in *st, set `key`, value, ..., NULL over the current
+ * config (a NULL value removes the key), and start it again on `host`.
+ * Returns init's code; *e gets its message. */
+int fake_module_restart_with(const payd_module *mod, const payd_host *host,
+                             void **st, payd_error *e, const char *key, ...);
+
 #endif /* PAYD_TEST_FAKE_HOST_H */

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,27 +37,10 @@ static payd_arena *arena;
 
 static int group_setup(void **state)
 {
-    static char built[4096];
-    const char *path = getenv("PAYD_MANUAL_SO");
-    const char *build = getenv("PAYD_BUILD");
-    payd_entry_fn entry;
-
     (void)state;
-    if (path == NULL && build != NULL) {
-        snprintf(built, sizeof built, "%s/modules/manual.so", build);
-        path = built;
-    }
-    if (path == NULL)
-        path = "build/modules/manual.so";
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+    mod = fake_module_load("manual", &dl);
+    if (mod == NULL)
         return -1;
-    }
-    *(void **)(&entry) = dlsym(dl, PAYD_ENTRY_SYMBOL);
-    if (entry == NULL)
-        return -1;
-    mod = entry();
     gw = mod->gateway;
     return 0;
 }
@@ -66,8 +48,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (dl != NULL)
-        dlclose(dl);
+    fake_module_unload(dl);
     return 0;
 }
 
@@ -84,9 +65,7 @@ static void default_config(void)
 
 static int start_instance(payd_error *e)
 {
-    st = NULL;
-    memset(e, 0, sizeof *e);
-    return mod->init(fake_host(), fake_config(), &st, e);
+    return fake_module_start(mod, fake_host(), &st, e);
 }
 
 static int setup(void **state)
@@ -103,9 +82,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
+    fake_module_stop(mod, &st);
     fake_arena_free(arena);
     arena = NULL;
     return 0;
@@ -113,19 +90,7 @@ static int teardown(void **state)
 
 /* Restart the instance with key, value, ..., NULL over the defaults (a NULL
  * value removes the key). Returns init's code; e gets its message. */
-static int restart_with(payd_error *e, const char *key, ...)
-{
-    va_list ap;
-
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
-    va_start(ap, key);
-    for (; key != NULL; key = va_arg(ap, const char *))
-        fake_config_set(key, va_arg(ap, const char *));
-    va_end(ap);
-    return start_instance(e);
-}
+#define restart_with(e, ...) fake_module_restart_with(mod, fake_host(), &st, (e), __VA_ARGS__)
 
 static payd_payment_req pay_req(const char *method, int64_t amount,
                                 const char *currency, int exponent)

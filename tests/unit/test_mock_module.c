@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,31 +39,12 @@ static payd_arena *arena;
 /* Fixtures and helpers                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* PAYD_MOCK_SO, else $PAYD_BUILD/modules/mock.so (what scripts/test.sh
- * exports), else build/modules/mock.so from the repository root. */
 static int group_setup(void **state)
 {
-    static char built[4096];
-    const char *path = getenv("PAYD_MOCK_SO");
-    const char *build = getenv("PAYD_BUILD");
-    payd_entry_fn entry;
-
     (void)state;
-    if (path == NULL && build != NULL) {
-        snprintf(built, sizeof built, "%s/modules/mock.so", build);
-        path = built;
-    }
-    if (path == NULL)
-        path = "build/modules/mock.so";
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+    mod = fake_module_load("mock", &dl);
+    if (mod == NULL)
         return -1;
-    }
-    *(void **)(&entry) = dlsym(dl, PAYD_ENTRY_SYMBOL);
-    if (entry == NULL)
-        return -1;
-    mod = entry();
     gw = mod->gateway;
     return 0;
 }
@@ -72,8 +52,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (dl != NULL)
-        dlclose(dl);
+    fake_module_unload(dl);
     return 0;
 }
 
@@ -90,9 +69,7 @@ static int start_instance(void)
 {
     payd_error e;
 
-    memset(&e, 0, sizeof e);
-    st = NULL;
-    return mod->init(fake_host(), fake_config(), &st, &e);
+    return fake_module_start(mod, fake_host(), &st, &e);
 }
 
 static int setup(void **state)
@@ -107,27 +84,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
+    fake_module_stop(mod, &st);
     fake_arena_free(arena);
     arena = NULL;
     return 0;
 }
 
-/* Restart the instance with `kv` (key, value, ..., NULL) over the defaults. */
-static void restart_with(const char *key, ...)
-{
-    va_list ap;
-
-    mod->fini(st);
-    st = NULL;
-    va_start(ap, key);
-    for (; key != NULL; key = va_arg(ap, const char *))
-        fake_config_set(key, va_arg(ap, const char *));
-    va_end(ap);
-    assert_int_equal(start_instance(), PAYD_OK);
-}
+/* Restart the instance with key, value, ..., NULL over the defaults; it
+ * must start. */
+#define restart_with(...) \
+    assert_int_equal(fake_module_restart_with(mod, fake_host(), &st, &(payd_error){0}, \
+                                              __VA_ARGS__), PAYD_OK)
 
 static payd_payment_req pay_req(const char *method, const char *key)
 {

@@ -31,7 +31,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dlfcn.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,6 +45,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "assert_text.h"
 #include "fake_host.h"
 
 /* The pure pieces, compiled in (their symbols are this binary's own). */
@@ -369,27 +369,10 @@ static int th_cache_set(const payd_host *h, const char *key, const void *value,
 
 static int group_setup(void **state)
 {
-    static char built[4096];
-    const char *path = getenv("PAYD_PAYPAL_SO");
-    const char *build = getenv("PAYD_BUILD");
-    payd_entry_fn entry;
-
     (void)state;
-    if (path == NULL && build != NULL) {
-        snprintf(built, sizeof built, "%s/modules/paypal.so", build);
-        path = built;
-    }
-    if (path == NULL)
-        path = "build/modules/paypal.so";
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+    mod = fake_module_load("paypal", &dl);
+    if (mod == NULL)
         return -1;
-    }
-    *(void **)(&entry) = dlsym(dl, PAYD_ENTRY_SYMBOL);
-    if (entry == NULL)
-        return -1;
-    mod = entry();
     gw = mod->gateway;
     th = *fake_host();
     th.http = th_http;
@@ -403,10 +386,7 @@ static int group_teardown(void **state)
     (void)state;
     script_reset();
     cache_reset();
-#ifndef __SANITIZE_ADDRESS__
-    if (dl != NULL)
-        dlclose(dl);
-#endif
+    fake_module_unload(dl);
     return 0;
 }
 
@@ -422,9 +402,7 @@ static void default_config(void)
 
 static int start_instance(payd_error *e)
 {
-    memset(e, 0, sizeof *e);
-    st = NULL;
-    return mod->init(&th, fake_config(), &st, e);
+    return fake_module_start(mod, &th, &st, e);
 }
 
 static int setup(void **state)
@@ -443,9 +421,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
+    fake_module_stop(mod, &st);
     fake_arena_free(arena);
     arena = NULL;
     /* Nothing the module logged may hold the secret or a token. */
@@ -455,20 +431,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Restart with `key`, `value`, ... NULL over the defaults; the init code. */
-static int restart_with(payd_error *e, const char *key, ...)
-{
-    va_list ap;
-
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
-    va_start(ap, key);
-    for (; key != NULL; key = va_arg(ap, const char *))
-        fake_config_set(key, va_arg(ap, const char *));
-    va_end(ap);
-    return start_instance(e);
-}
+/* Restart the instance with key, value, ..., NULL over the defaults (a NULL
+ * value removes the key). Returns init's code; e gets its message. */
+#define restart_with(e, ...) fake_module_restart_with(mod, &th, &st, (e), __VA_ARGS__)
 
 static payd_payment_req pay_req(void)
 {
@@ -486,22 +451,6 @@ static payd_payment_req pay_req(void)
     r.capture_method = PAYD_CAPTURE_AUTOMATIC;
     r.return_url = "https://shop.test/return?o=1042";
     return r;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (hay == NULL || strstr(hay, needle) == NULL) {
-        print_error("expected \"%s\" in \"%s\"\n", needle, hay ? hay : "(null)");
-        fail();
-    }
-}
-
-static void assert_not_contains(const char *hay, const char *needle)
-{
-    if (hay != NULL && strstr(hay, needle) != NULL) {
-        print_error("did not expect \"%s\" in \"%s\"\n", needle, hay);
-        fail();
-    }
 }
 
 /* The string at `path` of call body `body` (parsed), copied. */

@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -35,6 +34,7 @@
 
 #include "arena.h"
 #include "fake_host.h"
+#include "fake_sink.h"
 #include "host.h"
 
 #define FROM "shop@example.com"
@@ -95,27 +95,10 @@ static int rec_http(const payd_host *h, const payd_http_request *req,
 
 static int group_setup(void **state)
 {
-    static char built[4096];
-    const char *path = getenv("PAYD_SMTP_SO");
-    const char *build = getenv("PAYD_BUILD");
-    payd_entry_fn entry;
-
     (void)state;
-    if (path == NULL && build != NULL) {
-        snprintf(built, sizeof built, "%s/modules/smtp.so", build);
-        path = built;
-    }
-    if (path == NULL)
-        path = "build/modules/smtp.so";
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+    mod = fake_module_load("smtp", &dl);
+    if (mod == NULL)
         return -1;
-    }
-    *(void **)(&entry) = dlsym(dl, PAYD_ENTRY_SYMBOL);
-    if (entry == NULL)
-        return -1;
-    mod = entry();
     rec_host = *fake_host();
     rec_host.http = rec_http;
     return 0;
@@ -126,10 +109,7 @@ static int group_teardown(void **state)
     (void)state;
     free(last.msg);
     last.msg = NULL;
-#ifndef PAYD_KEEP_MODULES_MAPPED
-    if (dl != NULL)
-        dlclose(dl);
-#endif
+    fake_module_unload(dl);
     return 0;
 }
 
@@ -137,16 +117,12 @@ static const payd_host *cur_host;
 
 static int start(payd_error *e)
 {
-    memset(e, 0, sizeof *e);
-    st = NULL;
-    return mod->init(cur_host, fake_config(), &st, e);
+    return fake_module_start(mod, cur_host, &st, e);
 }
 
 static void stop_instance(void)
 {
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
+    fake_module_stop(mod, &st);
 }
 
 static int setup(void **state)
@@ -778,115 +754,17 @@ static void test_a_retry_is_the_same_message(void **state)
 /* End to end: real host HTTP client, real SMTP sink                        */
 /* ------------------------------------------------------------------------ */
 
-static payd_host real_host, e2e_host;
+static payd_host e2e_host;
 static host_instance e2e_instance = {"notifier.mail", "payd:notifier.mail:"};
-
-/* The fake host, except that http is server/host.c's libcurl client with
- * a real arena; only the status comes back, which is all the module uses. */
-static int e2e_http(const payd_host *h, const payd_http_request *req,
-                    payd_http_response *res, payd_arena *a, payd_error *e)
-{
-    payd_arena *ra = arena_new();
-    long status;
-    int rc;
-
-    (void)h;
-    (void)a;
-    rc = real_host.http(&real_host, req, res, ra, e);
-    status = res->status;
-    memset(res, 0, sizeof *res);
-    res->struct_size = (uint32_t)sizeof *res;
-    res->status = status;
-    arena_free(ra);
-    return rc;
-}
-
-typedef struct sink {
-    pid_t pid;
-    int port;
-    char dir[256];
-} sink;
-
-static void sink_start(sink *s, const char *const *extra)
-{
-    const char *build = getenv("PAYD_BUILD");
-    char bin[4096], line[256] = "";
-    const char *argv[16];
-    int fds[2], n = 0;
-    FILE *out;
-
-    snprintf(bin, sizeof bin, "%s/fakes/smtp_sink", build ? build : "build");
-    if (access(bin, X_OK) != 0)
-        fail_msg("%s is not built (make test builds it)", bin);
-    snprintf(s->dir, sizeof s->dir, "/tmp/payd-smtp-sink.XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    argv[n++] = bin;
-    argv[n++] = "0";
-    argv[n++] = s->dir;
-    argv[n++] = "--max-seconds";
-    argv[n++] = "60";
-    while (extra != NULL && *extra != NULL)
-        argv[n++] = *extra++;
-    argv[n] = NULL;
-    assert_int_equal(pipe(fds), 0);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    out = fdopen(fds[0], "r");
-    if (fgets(line, sizeof line, out) == NULL || sscanf(line, "smtp_sink listening on 127.0.0.1:%d", &s->port) != 1)
-        fail_msg("smtp_sink did not start: '%s'", line);
-    fclose(out);
-}
-
-static void sink_stop(sink *s)
-{
-    int status;
-
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, &status, 0);
-        s->pid = 0;
-    }
-    remove_dir(s->dir);
-}
-
-/* The n-th stored message, malloc'd, or NULL. */
-static char *sink_message(const sink *s, int n)
-{
-    char path[512];
-    FILE *f;
-    char *data;
-    long len;
-
-    snprintf(path, sizeof path, "%s/%d.eml", s->dir, n);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    rewind(f);
-    data = calloc(1, (size_t)len + 1);
-    if (fread(data, 1, (size_t)len, f) != (size_t)len)
-        data[0] = '\0';
-    fclose(f);
-    return data;
-}
 
 static int e2e_setup(void **state)
 {
     (void)state;
     fake_host_reset();
     host_global_init(NULL, 10000);
-    host_fill(&real_host, &e2e_instance);
+    fake_real_http_bind(&e2e_instance);
     e2e_host = *fake_host();
-    e2e_host.http = e2e_http;
+    e2e_host.http = fake_real_http;
     cur_host = &e2e_host;
     call_arena = fake_arena_new();
     st = NULL;
@@ -903,7 +781,7 @@ static int e2e_teardown(void **state)
     return 0;
 }
 
-static void e2e_configure(const sink *s)
+static void e2e_configure(const fake_sink *s)
 {
     char url[128];
     payd_error e;
@@ -921,15 +799,15 @@ static void e2e_configure(const sink *s)
 
 static void test_e2e_confirmation_reaches_the_smtp_sink(void **state)
 {
-    sink s = {0};
+    fake_sink s = {0};
     payd_error e;
     char *eml, *text;
 
     (void)state;
-    sink_start(&s, NULL);
+    fake_sink_start(&s, "smtp_sink", NULL);
     e2e_configure(&s);
     assert_int_equal(notify_order(order_json("KWD", 12345, BUYER), &e), PAYD_OK);
-    eml = sink_message(&s, 1);
+    eml = fake_sink_file(&s, 1, "eml", NULL);
     assert_non_null(eml);
     assert_true(strncmp(eml, "X-Envelope-To: " BUYER "\r\n", strlen("X-Envelope-To: " BUYER "\r\n")) == 0);
     assert_non_null(strstr(eml, "X-Envelope-From: " FROM "\r\n"));
@@ -941,39 +819,39 @@ static void test_e2e_confirmation_reaches_the_smtp_sink(void **state)
     assert_non_null(strstr(text, "Total:     KWD 12.345"));
     free(text);
     free(eml);
-    sink_stop(&s);
+    fake_sink_stop(&s);
 }
 
 static void test_e2e_451_is_retried_then_delivered_once(void **state)
 {
     static const char *const fail_once[] = {"--fail-first", "1", NULL};
-    sink s = {0};
+    fake_sink s = {0};
     payd_error e;
     char *eml;
 
     (void)state;
-    sink_start(&s, fail_once);
+    fake_sink_start(&s, "smtp_sink", fail_once);
     e2e_configure(&s);
     assert_int_equal(notify_order(order_json("USD", 2634, BUYER), &e), PAYD_E_TRANSIENT);
-    assert_null(sink_message(&s, 1));
+    assert_null(fake_sink_file(&s, 1, "eml", NULL));
     assert_int_equal(notify_order(order_json("USD", 2634, BUYER), &e), PAYD_OK);
-    eml = sink_message(&s, 1);
+    eml = fake_sink_file(&s, 1, "eml", NULL);
     assert_non_null(eml);
     assert_non_null(strstr(eml, "Order " ORDER_NUMBER " confirmed"));
     free(eml);
-    assert_null(sink_message(&s, 2));
-    sink_stop(&s);
+    assert_null(fake_sink_file(&s, 2, "eml", NULL));
+    fake_sink_stop(&s);
 }
 
 static void test_e2e_no_server_is_transient(void **state)
 {
-    sink s = {0};
+    fake_sink s = {0};
     payd_error e;
 
     (void)state;
     /* Start and stop a sink to get a port nobody listens on. */
-    sink_start(&s, NULL);
-    sink_stop(&s);
+    fake_sink_start(&s, "smtp_sink", NULL);
+    fake_sink_stop(&s);
     e2e_configure(&s);
     assert_int_equal(notify_order(order_json("USD", 2634, BUYER), &e), PAYD_E_TRANSIENT);
     assert_int_equal(e.code, PAYD_E_TRANSIENT);

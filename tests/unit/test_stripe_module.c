@@ -22,7 +22,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dlfcn.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "assert_text.h"
 #include "fake_host.h"
 
 #define SECRET_KEY "sk_test_unit_5e3cr3t_K3y_do_not_leak"
@@ -164,27 +164,10 @@ static call last_call(void)
 
 static int group_setup(void **state)
 {
-    static char built[4096];
-    const char *path = getenv("PAYD_STRIPE_SO");
-    const char *build = getenv("PAYD_BUILD");
-    payd_entry_fn entry;
-
     (void)state;
-    if (path == NULL && build != NULL) {
-        snprintf(built, sizeof built, "%s/modules/stripe.so", build);
-        path = built;
-    }
-    if (path == NULL)
-        path = "build/modules/stripe.so";
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+    mod = fake_module_load("stripe", &dl);
+    if (mod == NULL)
         return -1;
-    }
-    *(void **)(&entry) = dlsym(dl, PAYD_ENTRY_SYMBOL);
-    if (entry == NULL)
-        return -1;
-    mod = entry();
     gw = mod->gateway;
     th = *fake_host();
     th.http = th_http;
@@ -194,10 +177,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-#ifndef __SANITIZE_ADDRESS__
-    if (dl != NULL)
-        dlclose(dl);
-#endif
+    fake_module_unload(dl);
     return 0;
 }
 
@@ -212,9 +192,7 @@ static void default_config(void)
 
 static int start_instance(payd_error *e)
 {
-    memset(e, 0, sizeof *e);
-    st = NULL;
-    return mod->init(&th, fake_config(), &st, e);
+    return fake_module_start(mod, &th, &st, e);
 }
 
 static int setup(void **state)
@@ -232,9 +210,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
+    fake_module_stop(mod, &st);
     fake_arena_free(arena);
     arena = NULL;
     /* Nothing the module logged may hold the secret key. */
@@ -243,20 +219,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Restart with `key`, `value`, ... NULL over the defaults; the init code. */
-static int restart_with(payd_error *e, const char *key, ...)
-{
-    va_list ap;
-
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
-    va_start(ap, key);
-    for (; key != NULL; key = va_arg(ap, const char *))
-        fake_config_set(key, va_arg(ap, const char *));
-    va_end(ap);
-    return start_instance(e);
-}
+/* Restart the instance with key, value, ..., NULL over the defaults (a NULL
+ * value removes the key). Returns init's code; e gets its message. */
+#define restart_with(e, ...) fake_module_restart_with(mod, &th, &st, (e), __VA_ARGS__)
 
 static payd_payment_req pay_req(void)
 {
@@ -274,22 +239,6 @@ static payd_payment_req pay_req(void)
     r.capture_method = PAYD_CAPTURE_AUTOMATIC;
     r.confirm = 1;
     return r;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (hay == NULL || strstr(hay, needle) == NULL) {
-        print_error("expected \"%s\" in \"%s\"\n", needle, hay ? hay : "(null)");
-        fail();
-    }
-}
-
-static void assert_not_contains(const char *hay, const char *needle)
-{
-    if (hay != NULL && strstr(hay, needle) != NULL) {
-        print_error("did not expect \"%s\" in \"%s\"\n", needle, hay);
-        fail();
-    }
 }
 
 /* A PaymentIntent JSON with `status`, amounts and extra members (a JSON

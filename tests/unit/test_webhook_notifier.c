@@ -21,7 +21,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +37,7 @@
 
 #include "arena.h"
 #include "fake_host.h"
+#include "fake_sink.h"
 #include "host.h"
 
 #define SECRET "whsec_unit_SECRET_d41d8cd98f00b204"
@@ -116,27 +116,10 @@ static const char *last_header(const char *name)
 
 static int group_setup(void **state)
 {
-    static char built[4096];
-    const char *path = getenv("PAYD_WEBHOOK_SO");
-    const char *build = getenv("PAYD_BUILD");
-    payd_entry_fn entry;
-
     (void)state;
-    if (path == NULL && build != NULL) {
-        snprintf(built, sizeof built, "%s/modules/webhook.so", build);
-        path = built;
-    }
-    if (path == NULL)
-        path = "build/modules/webhook.so";
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+    mod = fake_module_load("webhook", &dl);
+    if (mod == NULL)
         return -1;
-    }
-    *(void **)(&entry) = dlsym(dl, PAYD_ENTRY_SYMBOL);
-    if (entry == NULL)
-        return -1;
-    mod = entry();
     rec_host = *fake_host();
     rec_host.http = rec_http;
     return 0;
@@ -147,25 +130,18 @@ static int group_teardown(void **state)
     (void)state;
     free(last.body);
     last.body = NULL;
-#ifndef PAYD_KEEP_MODULES_MAPPED
-    if (dl != NULL)
-        dlclose(dl);
-#endif
+    fake_module_unload(dl);
     return 0;
 }
 
 static int start(payd_error *e)
 {
-    memset(e, 0, sizeof *e);
-    st = NULL;
-    return mod->init(&rec_host, fake_config(), &st, e);
+    return fake_module_start(mod, &rec_host, &st, e);
 }
 
 static void stop_instance(void)
 {
-    if (st != NULL)
-        mod->fini(st);
-    st = NULL;
+    fake_module_stop(mod, &st);
 }
 
 static int setup(void **state)
@@ -619,112 +595,8 @@ static void test_readme_node_snippet_verifies_real_signatures(void **state)
 /* End to end: real host HTTP client, real hook receiver                    */
 /* ------------------------------------------------------------------------ */
 
-static payd_host real_host, e2e_host;
+static payd_host e2e_host;
 static host_instance e2e_instance = {"notifier.hooks", "payd:notifier.hooks:"};
-
-/* The recording host, except that http is server/host.c's libcurl client
- * with a real arena; only the status comes back, which is all the module
- * uses. */
-static int e2e_http(const payd_host *h, const payd_http_request *req,
-                    payd_http_response *res, payd_arena *a, payd_error *e)
-{
-    payd_arena *ra = arena_new();
-    long status;
-    int rc;
-
-    (void)h;
-    (void)a;
-    rc = real_host.http(&real_host, req, res, ra, e);
-    status = res->status;
-    memset(res, 0, sizeof *res);
-    res->struct_size = (uint32_t)sizeof *res;
-    res->status = status;
-    arena_free(ra);
-    ncalls++;
-    return rc;
-}
-
-typedef struct receiver {
-    pid_t pid;
-    int port;
-    char dir[256];
-} receiver;
-
-static void receiver_start(receiver *r, const char *const *extra)
-{
-    const char *build = getenv("PAYD_BUILD");
-    char bin[4096], line[256] = "";
-    const char *argv[16];
-    int fds[2], n = 0;
-    FILE *out;
-
-    snprintf(bin, sizeof bin, "%s/fakes/hook_receiver", build ? build : "build");
-    if (access(bin, X_OK) != 0)
-        fail_msg("%s is not built (make test builds it)", bin);
-    snprintf(r->dir, sizeof r->dir, "/tmp/payd-hook-receiver.XXXXXX");
-    assert_non_null(mkdtemp(r->dir));
-    argv[n++] = bin;
-    argv[n++] = "0";
-    argv[n++] = r->dir;
-    argv[n++] = "--max-seconds";
-    argv[n++] = "60";
-    while (extra != NULL && *extra != NULL)
-        argv[n++] = *extra++;
-    argv[n] = NULL;
-    assert_int_equal(pipe(fds), 0);
-    r->pid = fork();
-    assert_true(r->pid >= 0);
-    if (r->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    out = fdopen(fds[0], "r");
-    if (fgets(line, sizeof line, out) == NULL ||
-        sscanf(line, "hook_receiver listening on 127.0.0.1:%d", &r->port) != 1)
-        fail_msg("hook_receiver did not start: '%s'", line);
-    fclose(out);
-}
-
-static void receiver_stop(receiver *r)
-{
-    char cmd[512];
-    int status;
-
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        waitpid(r->pid, &status, 0);
-        r->pid = 0;
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
-    assert_int_equal(system(cmd), 0);
-}
-
-/* The n-th stored request, malloc'd, or NULL. */
-static char *receiver_request(const receiver *r, int n, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    char *data;
-    long l;
-
-    snprintf(path, sizeof path, "%s/%d.http", r->dir, n);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    l = ftell(f);
-    rewind(f);
-    data = calloc(1, (size_t)l + 1);
-    if (fread(data, 1, (size_t)l, f) != (size_t)l)
-        l = 0;
-    fclose(f);
-    *len = (size_t)l;
-    return data;
-}
 
 /* The value of `name` in a stored request's header block, or NULL. */
 static char *request_header(char *req, const char *name, char *out, size_t outsz)
@@ -750,9 +622,9 @@ static int e2e_setup(void **state)
     (void)state;
     fake_host_reset();
     host_global_init(NULL, 10000);
-    host_fill(&real_host, &e2e_instance);
+    fake_real_http_bind(&e2e_instance);
     e2e_host = *fake_host();
-    e2e_host.http = e2e_http;
+    e2e_host.http = fake_real_http;
     fake_config_set("secret", SECRET);
     ncalls = 0;
     call_arena = fake_arena_new();
@@ -767,7 +639,7 @@ static int e2e_teardown(void **state)
     return 0;
 }
 
-static void e2e_start(const receiver *r)
+static void e2e_start(const fake_sink *r)
 {
     char url[128];
     payd_error e;
@@ -781,7 +653,7 @@ static void e2e_start(const receiver *r)
 
 static void test_e2e_receiver_gets_a_verifiable_signed_post(void **state)
 {
-    receiver r = {0};
+    fake_sink r = {0};
     payd_error e;
     char big[8192], *req, *body, hdr[512];
     size_t len;
@@ -790,10 +662,10 @@ static void test_e2e_receiver_gets_a_verifiable_signed_post(void **state)
     /* Over 1 KiB, where libcurl would otherwise wait for "100 Continue". */
     snprintf(big, sizeof big, "{\"id\":\"%s\",\"type\":\"order.paid\",\"pad\":\"%04000d\"}",
              EVENT_ID, 7);
-    receiver_start(&r, NULL);
+    fake_sink_start(&r, "hook_receiver", NULL);
     e2e_start(&r);
     assert_int_equal(notify_body(big, 2, &e), PAYD_OK);
-    req = receiver_request(&r, 1, &len);
+    req = fake_sink_file(&r, 1, "http", &len);
     assert_non_null(req);
     assert_true(strncmp(req, "POST /hooks/payd HTTP/1.1\r\n", 27) == 0);
     body = strstr(req, "\r\n\r\n") + 4;
@@ -806,31 +678,31 @@ static void test_e2e_receiver_gets_a_verifiable_signed_post(void **state)
     assert_string_equal(hdr, "2");
     assert_null(request_header(req, "Expect", hdr, sizeof hdr));
     free(req);
-    receiver_stop(&r);
+    fake_sink_stop(&r);
 }
 
 static void test_e2e_receiver_statuses_map_to_retry_or_give_up(void **state)
 {
     static const char *const fail_503[] = {"--fail-first", "1", "--status", "503", NULL};
     static const char *const always_404[] = {"--status", "404", NULL};
-    receiver r = {0};
+    fake_sink r = {0};
     payd_error e;
 
     (void)state;
-    receiver_start(&r, fail_503);
+    fake_sink_start(&r, "hook_receiver", fail_503);
     e2e_start(&r);
     assert_int_equal(notify_attempt(1, &e), PAYD_E_TRANSIENT);
     assert_non_null(strstr(e.message, "receiver answered 503"));
     assert_int_equal(notify_attempt(2, &e), PAYD_OK);
     stop_instance();
-    receiver_stop(&r);
+    fake_sink_stop(&r);
 
-    receiver_start(&r, always_404);
+    fake_sink_start(&r, "hook_receiver", always_404);
     e2e_start(&r);
     assert_int_equal(notify_attempt(1, &e), PAYD_E_PROVIDER);
     assert_non_null(strstr(e.message, "receiver answered 404"));
     stop_instance();
-    receiver_stop(&r);
+    fake_sink_stop(&r);
 
     /* Nobody listening any more: a connection error, retried later. */
     e2e_start(&r);

@@ -24,9 +24,11 @@
  *   - every operation may run on many threads at once with the same state:
  *     the state is never written after init, everything else is on the
  *     stack or in the call's arena.
- *   - inputs are read through ex_copy_in (fields beyond the struct_size
+ *   - inputs are read through payd_copy_in (fields beyond the struct_size
  *     the host filled read as zero); results are written through
- *     ex_copy_out (only what fits in the struct_size the host allocated).
+ *     payd_copy_out (only what fits in the struct_size the host allocated).
+ *     Both, and payd_fail and payd_conf_int, come from the optional
+ *     header-only payd/module_support.h.
  *   - every string put in a result lives in the arena `a`.
  *   - req->idempotency_key goes to the provider as its Idempotency-Key, so
  *     the core's retry of an unknown outcome is the SAME request.
@@ -45,8 +47,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <payd/module.h>
+#include <payd/module_support.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,37 +71,6 @@ typedef struct ex_gw {
 /* ------------------------------------------------------------------------ */
 /* ABI plumbing                                                             */
 /* ------------------------------------------------------------------------ */
-
-/* Copies a request the host filled: what its struct_size covers, and
- * zeros beyond (a host of an older minor did not know those fields). */
-static void ex_copy_in(void *dst, size_t size, const void *src)
-{
-    uint32_t n = 0;
-    memset(dst, 0, size);
-    if (src) memcpy(&n, src, sizeof n);
-    memcpy(dst, src, n < size ? n : size);
-}
-
-/* Writes a result into the host's struct: only the fields that fit in the
- * struct_size the host allocated; struct_size itself stays the host's. */
-static void ex_copy_out(void *dst, const void *src, size_t size)
-{
-    uint32_t n;
-    memcpy(&n, dst, sizeof n);
-    if (n > size) n = (uint32_t)size;
-    if (n > sizeof n) memcpy((char *)dst + sizeof n, (const char *)src + sizeof n, n - sizeof n);
-}
-
-static int ex_fail(payd_error *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ex_fail(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 /* Provider ids go into URL paths: only [A-Za-z0-9_-], 1..100 chars. */
 static int ex_id_ok(const char *s)
@@ -322,15 +293,15 @@ static int ex_map_status(const ex_gw *g, payd_arena *a, const ex_reply *r, payd_
     if (!msg || strlen(msg) > 200) msg = "no message";
     if (s == 402) {
         snprintf(e->failure_code, sizeof e->failure_code, "%s", ex_failure_code(code));
-        return ex_fail(e, PAYD_E_DECLINED, "%s", msg);
+        return payd_fail(e, PAYD_E_DECLINED, "%s", msg);
     }
-    if (s == 401 || s == 403) return ex_fail(e, PAYD_E_AUTH, "ExamplePay refused the API key (HTTP %ld)", s);
-    if (s == 404) return ex_fail(e, PAYD_E_NOTFOUND, "ExamplePay: %s", msg);
-    if (s == 409) return ex_fail(e, PAYD_E_PROVIDER, "ExamplePay: %s (%s)", msg, code ? code : "conflict");
+    if (s == 401 || s == 403) return payd_fail(e, PAYD_E_AUTH, "ExamplePay refused the API key (HTTP %ld)", s);
+    if (s == 404) return payd_fail(e, PAYD_E_NOTFOUND, "ExamplePay: %s", msg);
+    if (s == 409) return payd_fail(e, PAYD_E_PROVIDER, "ExamplePay: %s (%s)", msg, code ? code : "conflict");
     if (s == 408 || s == 425 || s == 429 || s >= 500)
-        return ex_fail(e, PAYD_E_TRANSIENT, "ExamplePay answered HTTP %ld: the outcome is unknown", s);
-    if (s >= 400) return ex_fail(e, PAYD_E_INVALID, "ExamplePay: %s (%s)", msg, code ? code : "invalid_request");
-    return ex_fail(e, PAYD_E_TRANSIENT, "ExamplePay answered HTTP %ld", s);
+        return payd_fail(e, PAYD_E_TRANSIENT, "ExamplePay answered HTTP %ld: the outcome is unknown", s);
+    if (s >= 400) return payd_fail(e, PAYD_E_INVALID, "ExamplePay: %s (%s)", msg, code ? code : "invalid_request");
+    return payd_fail(e, PAYD_E_TRANSIENT, "ExamplePay answered HTTP %ld", s);
 }
 
 /*
@@ -346,7 +317,7 @@ static int ex_call(const ex_gw *g, const char *method, const char *path, const c
     memset(r, 0, sizeof *r);
     /* A NULL path or POST body here means an allocation failed upstream. */
     const char *url = path ? h->sprintf(a, "%s%s", g->api_base, path) : NULL;
-    if (!url || (json == NULL && !strcmp(method, "POST"))) return ex_fail(e, PAYD_E_NOMEM, "out of memory");
+    if (!url || (json == NULL && !strcmp(method, "POST"))) return payd_fail(e, PAYD_E_NOMEM, "out of memory");
     payd_header hd[5];
     size_t n = 0;
     hd[n++] = (payd_header){"Authorization", g->auth};
@@ -403,7 +374,7 @@ static int ex_fill_payment(const ex_gw *g, payd_arena *a, ex_span pay, const ex_
     out.provider_ref = ex_get_str(g, a, pay, "id");
     out.status = ex_payment_status(ex_get_str(g, a, pay, "status"));
     if (!out.provider_ref || !out.status)
-        return ex_fail(e, PAYD_E_TRANSIENT, "ExamplePay's answer has no readable payment");
+        return payd_fail(e, PAYD_E_TRANSIENT, "ExamplePay's answer has no readable payment");
     out.amount = ex_get_int(pay, "amount");
     out.amount_capturable = ex_get_int(pay, "amount_capturable");
     out.amount_captured = ex_get_int(pay, "amount_captured");
@@ -412,7 +383,7 @@ static int ex_fill_payment(const ex_gw *g, payd_arena *a, ex_span pay, const ex_
     out.failure_message = ex_get_str(g, a, pay, "failure_message");
     out.raw = r->raw;             /* ExamplePay's answers hold no secrets */
     out.provider_request_id = e->provider_request_id[0] ? g->h->strdup(a, e->provider_request_id) : NULL;
-    ex_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -447,13 +418,13 @@ static int ex_create(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 {
     const ex_gw *g = state;
     payd_payment_req q;
-    ex_copy_in(&q, sizeof q, req);
-    if (q.amount <= 0) return ex_fail(e, PAYD_E_INVALID, "amount must be positive");
-    if (!q.currency || strlen(q.currency) != 3) return ex_fail(e, PAYD_E_INVALID, "currency must be ISO 4217");
-    if (!q.idempotency_key) return ex_fail(e, PAYD_E_INVALID, "an idempotency key is required");
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
+    if (q.amount <= 0) return payd_fail(e, PAYD_E_INVALID, "amount must be positive");
+    if (!q.currency || strlen(q.currency) != 3) return payd_fail(e, PAYD_E_INVALID, "currency must be ISO 4217");
+    if (!q.idempotency_key) return payd_fail(e, PAYD_E_INVALID, "an idempotency key is required");
     const char *cur = ex_json_str(g, a, q.currency), *ref = ex_json_str(g, a, q.payment_id),
                *method = ex_json_str(g, a, q.payment_method);
-    if (!cur || !ref || !method) return ex_fail(e, PAYD_E_NOMEM, "out of memory");
+    if (!cur || !ref || !method) return payd_fail(e, PAYD_E_NOMEM, "out of memory");
     const char *json = g->h->sprintf(
         a, "{\"amount\":%lld,\"currency\":%s,\"reference\":%s,\"capture\":\"%s\",\"payment_method\":%s,"
            "\"confirm\":%s}",
@@ -467,8 +438,8 @@ static int ex_retrieve(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 {
     const ex_gw *g = state;
     payd_payment_req q;
-    ex_copy_in(&q, sizeof q, req);
-    if (!ex_id_ok(q.provider_ref)) return ex_fail(e, PAYD_E_INVALID, "a valid provider_ref is required");
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
+    if (!ex_id_ok(q.provider_ref)) return payd_fail(e, PAYD_E_INVALID, "a valid provider_ref is required");
     const char *path = g->h->sprintf(a, "/v1/payments/%s", q.provider_ref);
     return ex_payment_call(g, "GET", path, NULL, NULL, res, a, e);
 }
@@ -477,8 +448,8 @@ static int ex_retrieve(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 static int ex_payment_action(const ex_gw *g, const payd_payment_req *q, const char *op, const char *json,
                              payd_payment_res *res, payd_arena *a, payd_error *e)
 {
-    if (!ex_id_ok(q->provider_ref)) return ex_fail(e, PAYD_E_INVALID, "a valid provider_ref is required");
-    if (!q->idempotency_key) return ex_fail(e, PAYD_E_INVALID, "an idempotency key is required");
+    if (!ex_id_ok(q->provider_ref)) return payd_fail(e, PAYD_E_INVALID, "a valid provider_ref is required");
+    if (!q->idempotency_key) return payd_fail(e, PAYD_E_INVALID, "an idempotency key is required");
     const char *path = g->h->sprintf(a, "/v1/payments/%s/%s", q->provider_ref, op);
     return ex_payment_call(g, "POST", path, json, q->idempotency_key, res, a, e);
 }
@@ -487,8 +458,8 @@ static int ex_confirm(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 {
     const ex_gw *g = state;
     payd_payment_req q;
-    ex_copy_in(&q, sizeof q, req);
-    if (!q.payment_method) return ex_fail(e, PAYD_E_INVALID, "confirm needs a payment method");
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
+    if (!q.payment_method) return payd_fail(e, PAYD_E_INVALID, "confirm needs a payment method");
     const char *method = ex_json_str(g, a, q.payment_method);
     const char *json = method ? g->h->sprintf(a, "{\"payment_method\":%s}", method) : NULL;
     return ex_payment_action(g, &q, "confirm", json, res, a, e);
@@ -498,7 +469,7 @@ static int ex_capture(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 {
     const ex_gw *g = state;
     payd_payment_req q;
-    ex_copy_in(&q, sizeof q, req);
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
     const char *json = q.amount_to_capture > 0
                            ? g->h->sprintf(a, "{\"amount\":%lld}", (long long)q.amount_to_capture)
                            : "{}";
@@ -509,7 +480,7 @@ static int ex_cancel(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 {
     const ex_gw *g = state;
     payd_payment_req q;
-    ex_copy_in(&q, sizeof q, req);
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
     return ex_payment_action(g, &q, "cancel", "{}", res, a, e);
 }
 
@@ -531,12 +502,12 @@ static int ex_fill_refund(const ex_gw *g, payd_arena *a, const ex_reply *r, payd
     for (size_t i = 0; status && i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(status, map[i].name)) out.status = map[i].status;
     if (!out.refund_ref || !out.status)
-        return ex_fail(e, PAYD_E_TRANSIENT, "ExamplePay's answer has no readable refund");
+        return payd_fail(e, PAYD_E_TRANSIENT, "ExamplePay's answer has no readable refund");
     out.failure_code = ex_get_str(g, a, r->body, "failure_code");
     out.failure_message = ex_get_str(g, a, r->body, "failure_message");
     out.raw = r->raw;
     out.provider_request_id = e->provider_request_id[0] ? g->h->strdup(a, e->provider_request_id) : NULL;
-    ex_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -549,10 +520,10 @@ static int ex_refund(PAYD_OP_ARGS(payd_refund_req, payd_refund_res))
 {
     const ex_gw *g = state;
     payd_refund_req q;
-    ex_copy_in(&q, sizeof q, req);
-    if (!ex_id_ok(q.provider_ref)) return ex_fail(e, PAYD_E_INVALID, "a valid provider_ref is required");
-    if (q.amount <= 0) return ex_fail(e, PAYD_E_INVALID, "amount must be positive");
-    if (!q.idempotency_key) return ex_fail(e, PAYD_E_INVALID, "an idempotency key is required");
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
+    if (!ex_id_ok(q.provider_ref)) return payd_fail(e, PAYD_E_INVALID, "a valid provider_ref is required");
+    if (q.amount <= 0) return payd_fail(e, PAYD_E_INVALID, "amount must be positive");
+    if (!q.idempotency_key) return payd_fail(e, PAYD_E_INVALID, "an idempotency key is required");
     const char *pay = ex_json_str(g, a, q.provider_ref), *ref = ex_json_str(g, a, q.refund_id);
     const char *json = pay && ref ? g->h->sprintf(a, "{\"payment\":%s,\"amount\":%lld,\"reference\":%s}", pay,
                                                   (long long)q.amount, ref)
@@ -566,8 +537,8 @@ static int ex_refund_retrieve(PAYD_OP_ARGS(payd_refund_req, payd_refund_res))
 {
     const ex_gw *g = state;
     payd_refund_req q;
-    ex_copy_in(&q, sizeof q, req);
-    if (!ex_id_ok(q.refund_ref)) return ex_fail(e, PAYD_E_INVALID, "a valid refund_ref is required");
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
+    if (!ex_id_ok(q.refund_ref)) return payd_fail(e, PAYD_E_INVALID, "a valid refund_ref is required");
     ex_reply r;
     int rc = ex_call(g, "GET", g->h->sprintf(a, "/v1/refunds/%s", q.refund_ref), NULL, NULL, a, e, &r);
     return rc == PAYD_OK ? ex_fill_refund(g, a, &r, res, e) : rc;
@@ -613,15 +584,15 @@ static int ex_verify(const ex_gw *g, payd_arena *a, const char *header, const ch
         p += n + (end ? 1 : 0);
     }
     if (!t || t_len > 12 || !nsig)
-        return ex_fail(e, PAYD_E_SIGNATURE, "malformed %s header", EX_SIGNATURE_HEADER);
+        return payd_fail(e, PAYD_E_SIGNATURE, "malformed %s header", EX_SIGNATURE_HEADER);
     int64_t ts = 0;
     for (size_t i = 0; i < t_len; i++) {
-        if (t[i] < '0' || t[i] > '9') return ex_fail(e, PAYD_E_SIGNATURE, "malformed timestamp");
+        if (t[i] < '0' || t[i] > '9') return payd_fail(e, PAYD_E_SIGNATURE, "malformed timestamp");
         ts = ts * 10 + (t[i] - '0');
     }
     /* The signed payload: "<t>.<body>", over the exact bytes received. */
     char *signed_payload = h->alloc(a, t_len + 1 + len + 1);
-    if (!signed_payload) return ex_fail(e, PAYD_E_NOMEM, "out of memory");
+    if (!signed_payload) return payd_fail(e, PAYD_E_NOMEM, "out of memory");
     memcpy(signed_payload, t, t_len);
     signed_payload[t_len] = '.';
     memcpy(signed_payload + t_len + 1, body, len);
@@ -630,11 +601,11 @@ static int ex_verify(const ex_gw *g, payd_arena *a, const char *header, const ch
     int match = 0;
     for (int i = 0; i < nsig; i++) match |= h->equal_ct(mac, sigs[i], sizeof mac);
     h->cleanse(mac, sizeof mac);
-    if (!match) return ex_fail(e, PAYD_E_SIGNATURE, "no v1 signature matches the body");
+    if (!match) return payd_fail(e, PAYD_E_SIGNATURE, "no v1 signature matches the body");
     int64_t skew = h->now(h) - ts;
     if (skew < 0) skew = -skew;
     if (skew > g->tolerance_s)
-        return ex_fail(e, PAYD_E_SIGNATURE, "signature timestamp is %lld s from now (tolerance %lld s)",
+        return payd_fail(e, PAYD_E_SIGNATURE, "signature timestamp is %lld s from now (tolerance %lld s)",
                        (long long)skew, (long long)g->tolerance_s);
     return PAYD_OK;
 }
@@ -664,17 +635,17 @@ static int ex_webhook(PAYD_OP_ARGS(payd_webhook_req, payd_event))
 {
     const ex_gw *g = state;
     payd_webhook_req q;
-    ex_copy_in(&q, sizeof q, req);
-    if (!g->webhook_secret) return ex_fail(e, PAYD_E_SIGNATURE, "webhook_secret is not configured");
+    if (payd_copy_in(&q, sizeof q, req) != 0) return payd_fail(e, PAYD_E_INVALID, "the request has no struct_size");
+    if (!g->webhook_secret) return payd_fail(e, PAYD_E_SIGNATURE, "webhook_secret is not configured");
     const char *sig = NULL;
     for (size_t i = 0; q.headers && i < q.header_count; i++) {
         const char *x = q.headers[i].name, *y = EX_SIGNATURE_HEADER;
         while (*x && *y && (*x | 32) == (*y | 32)) x++, y++;
         if (*x || *y) continue;
-        if (sig) return ex_fail(e, PAYD_E_SIGNATURE, "more than one %s header", EX_SIGNATURE_HEADER);
+        if (sig) return payd_fail(e, PAYD_E_SIGNATURE, "more than one %s header", EX_SIGNATURE_HEADER);
         sig = q.headers[i].value;
     }
-    if (!sig) return ex_fail(e, PAYD_E_SIGNATURE, "missing %s header", EX_SIGNATURE_HEADER);
+    if (!sig) return payd_fail(e, PAYD_E_SIGNATURE, "missing %s header", EX_SIGNATURE_HEADER);
     int rc = ex_verify(g, a, sig, q.body ? q.body : "", q.body ? q.body_len : 0, e);
     if (rc != PAYD_OK) return rc;
 
@@ -686,7 +657,7 @@ static int ex_webhook(PAYD_OP_ARGS(payd_webhook_req, payd_event))
     out.struct_size = sizeof out;
     out.provider_event_id = ex_get_str(g, a, body, "id");
     if (!out.provider_event_id || !*out.provider_event_id)
-        return ex_fail(e, PAYD_E_INVALID, "the event has no id");
+        return payd_fail(e, PAYD_E_INVALID, "the event has no id");
     out.provider_type = ex_get_str(g, a, body, "type");
     out.type = ex_event_type(out.provider_type);
     out.occurred_at = ex_get_int(body, "created");
@@ -699,7 +670,7 @@ static int ex_webhook(PAYD_OP_ARGS(payd_webhook_req, payd_event))
     const char *fc = ex_get_str(g, a, data, "failure_code");
     out.failure_code = fc ? ex_failure_code(fc) : NULL;
     out.failure_message = ex_get_str(g, a, data, "failure_message");
-    ex_copy_out(res, &out, sizeof out);
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 
@@ -718,21 +689,6 @@ static void ex_free(ex_gw *g)
     free(g);
 }
 
-/* An optional integer key in [lo, hi]; 0 or PAYD_E_INVALID naming it. */
-static int ex_conf_int(const payd_host *h, const payd_config *cfg, const char *key, long lo, long hi,
-                       long dflt, long *out, payd_error *e)
-{
-    const char *v = h->config_get(cfg, key);
-    char *end = NULL;
-    *out = dflt;
-    if (!v) return PAYD_OK;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || n < lo || n > hi)
-        return ex_fail(e, PAYD_E_INVALID, "%s must be an integer from %ld to %ld", key, lo, hi);
-    *out = n;
-    return PAYD_OK;
-}
-
 /*
  * init: reads and checks every key (payd refuses a key nobody read), then
  * builds the immutable state. Runs alone, maybe twice (payd first tries it
@@ -741,24 +697,24 @@ static int ex_conf_int(const payd_host *h, const payd_config *cfg, const char *k
 static int ex_init(const payd_host *h, const payd_config *cfg, void **state, payd_error *e)
 {
     if (h->abi_major != PAYD_ABI_MAJOR || h->struct_size < sizeof(payd_host))
-        return ex_fail(e, PAYD_E_INVALID, "example: this host lacks ABI %d.%d services", PAYD_ABI_MAJOR,
+        return payd_fail(e, PAYD_E_INVALID, "example: this host lacks ABI %d.%d services", PAYD_ABI_MAJOR,
                        PAYD_ABI_MINOR);
     const char *base = h->config_get(cfg, "api_base");
     const char *key = h->config_get(cfg, "api_key");
     const char *whsec = h->config_get(cfg, "webhook_secret");
-    long tolerance, timeout;
-    int rc = ex_conf_int(h, cfg, "webhook_tolerance_s", 1, 86400, 300, &tolerance, e);
-    if (rc == PAYD_OK) rc = ex_conf_int(h, cfg, "timeout_ms", 0, 120000, 0, &timeout, e);
+    int64_t tolerance, timeout;
+    int rc = payd_conf_int(h, cfg, "webhook_tolerance_s", 300, 1, 86400, &tolerance, e, "example");
+    if (rc == PAYD_OK) rc = payd_conf_int(h, cfg, "timeout_ms", 0, 0, 120000, &timeout, e, "example");
     if (rc != PAYD_OK) return rc;
     if (!base || (strncmp(base, "https://", 8) && strncmp(base, "http://", 7)))
-        return ex_fail(e, PAYD_E_INVALID, "example: api_base must be an http(s) URL");
-    if (!key || !*key) return ex_fail(e, PAYD_E_INVALID, "example: api_key is required (use env:NAME)");
+        return payd_fail(e, PAYD_E_INVALID, "example: api_base must be an http(s) URL");
+    if (!key || !*key) return payd_fail(e, PAYD_E_INVALID, "example: api_key is required (use env:NAME)");
 
     ex_gw *g = calloc(1, sizeof *g);
-    if (!g) return ex_fail(e, PAYD_E_NOMEM, "example: out of memory");
+    if (!g) return payd_fail(e, PAYD_E_NOMEM, "example: out of memory");
     g->h = h;
     g->tolerance_s = tolerance;
-    g->timeout_ms = timeout;
+    g->timeout_ms = (long)timeout;
     g->api_base = strdup(base);
     g->auth_len = strlen("Bearer ") + strlen(key) + 1;
     g->auth = malloc(g->auth_len);
@@ -768,7 +724,7 @@ static int ex_init(const payd_host *h, const payd_config *cfg, void **state, pay
     }
     if (!g->api_base || !g->auth || (whsec && *whsec && !g->webhook_secret)) {
         ex_free(g);
-        return ex_fail(e, PAYD_E_NOMEM, "example: out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "example: out of memory");
     }
     snprintf(g->auth, g->auth_len, "Bearer %s", key);
     size_t n = strlen(g->api_base);

@@ -34,8 +34,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <payd/module.h>
+#include <payd/module_support.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,17 +50,6 @@ typedef struct exn {
     long timeout_ms;
 } exn;
 
-static int exn_fail(payd_error *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int exn_fail(payd_error *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 /*
  * notify: one delivery attempt of one event (n->attempt counts them).
  * Thread-safe: many outbox threads call it at once with the same state.
@@ -70,11 +59,8 @@ static int exn_notify(void *state, const payd_notification *n_in, payd_arena *a,
     const exn *x = state;
     const payd_host *h = x->h;
     payd_notification n;
-    uint32_t size = 0;
-    memset(&n, 0, sizeof n);
-    memcpy(&size, n_in, sizeof size);
-    memcpy(&n, n_in, size < sizeof n ? size : sizeof n);
-    if (!n.event_id || !n.event_type) return exn_fail(e, PAYD_E_INVALID, "the event has no id or type");
+    if (payd_copy_in(&n, sizeof n, n_in) != 0) return payd_fail(e, PAYD_E_INVALID, "the notification has no struct_size");
+    if (!n.event_id || !n.event_type) return payd_fail(e, PAYD_E_INVALID, "the event has no id or type");
 
     const char *body = n.event_json
                            ? n.event_json
@@ -83,14 +69,14 @@ static int exn_notify(void *state, const payd_notification *n_in, payd_arena *a,
                                         n.object_json ? n.object_json : "null");
     const char *t = h->sprintf(a, "%lld", (long long)h->now(h));
     const char *signed_payload = body && t ? h->sprintf(a, "%s.%s", t, body) : NULL;
-    if (!signed_payload) return exn_fail(e, PAYD_E_NOMEM, "out of memory");
+    if (!signed_payload) return payd_fail(e, PAYD_E_NOMEM, "out of memory");
     uint8_t mac[32];
     h->hmac_sha256(x->secret, x->secret_len, signed_payload, strlen(signed_payload), mac);
     const char *hex = h->hex_encode(a, mac, sizeof mac);
     h->cleanse(mac, sizeof mac);
     const char *sig = hex ? h->sprintf(a, "t=%s,v1=%s", t, hex) : NULL;
     const char *attempt = h->sprintf(a, "%d", n.attempt);
-    if (!sig || !attempt) return exn_fail(e, PAYD_E_NOMEM, "out of memory");
+    if (!sig || !attempt) return payd_fail(e, PAYD_E_NOMEM, "out of memory");
 
     payd_header hd[] = {{"Content-Type", "application/json"},
                         {"Example-Event-Id", n.event_id},
@@ -107,10 +93,10 @@ static int exn_notify(void *state, const payd_notification *n_in, payd_arena *a,
     long s = res.status;
     if (s >= 200 && s < 300) return PAYD_OK;
     if (s == 408 || s == 425 || s == 429 || s >= 500)
-        return exn_fail(e, PAYD_E_TRANSIENT, "the receiver answered HTTP %ld; will retry", s);
+        return payd_fail(e, PAYD_E_TRANSIENT, "the receiver answered HTTP %ld; will retry", s);
     if (s >= 300 && s < 400)
-        return exn_fail(e, PAYD_E_PROVIDER, "the receiver redirected (HTTP %ld); set url to the final address", s);
-    return exn_fail(e, PAYD_E_PROVIDER, "the receiver refused the event with HTTP %ld", s);
+        return payd_fail(e, PAYD_E_PROVIDER, "the receiver redirected (HTTP %ld); set url to the final address", s);
+    return payd_fail(e, PAYD_E_PROVIDER, "the receiver refused the event with HTTP %ld", s);
 }
 
 static void exn_free(exn *x)
@@ -127,28 +113,23 @@ static int exn_init(const payd_host *h, const payd_config *cfg, void **state, pa
 {
     const char *url = h->config_get(cfg, "url");
     const char *secret = h->config_get(cfg, "secret");
-    const char *timeout = h->config_get(cfg, "timeout_ms");
-    long timeout_ms = 0;
+    int64_t timeout_ms = 0;
     if (!url || (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)))
-        return exn_fail(e, PAYD_E_INVALID, "example_notifier: url must be an http(s) URL");
+        return payd_fail(e, PAYD_E_INVALID, "example_notifier: url must be an http(s) URL");
     if (!secret || strlen(secret) < 16)
-        return exn_fail(e, PAYD_E_INVALID, "example_notifier: secret must be at least 16 bytes (use env:NAME)");
-    if (timeout) {
-        char *end = NULL;
-        timeout_ms = strtol(timeout, &end, 10);
-        if (end == timeout || *end || timeout_ms < 0 || timeout_ms > 120000)
-            return exn_fail(e, PAYD_E_INVALID, "example_notifier: timeout_ms must be 0 to 120000");
-    }
+        return payd_fail(e, PAYD_E_INVALID, "example_notifier: secret must be at least 16 bytes (use env:NAME)");
+    int rc = payd_conf_int(h, cfg, "timeout_ms", 0, 0, 120000, &timeout_ms, e, "example_notifier");
+    if (rc != PAYD_OK) return rc;
     exn *x = calloc(1, sizeof *x);
-    if (!x) return exn_fail(e, PAYD_E_NOMEM, "out of memory");
+    if (!x) return payd_fail(e, PAYD_E_NOMEM, "out of memory");
     x->h = h;
     x->url = strdup(url);
     x->secret = strdup(secret);
     x->secret_len = strlen(secret);
-    x->timeout_ms = timeout_ms;
+    x->timeout_ms = (long)timeout_ms;
     if (!x->url || !x->secret) {
         exn_free(x);
-        return exn_fail(e, PAYD_E_NOMEM, "out of memory");
+        return payd_fail(e, PAYD_E_NOMEM, "out of memory");
     }
     h->log(h, PAYD_LOG_INFO, "example_notifier %s ready: posting to %s", EXN_VERSION, x->url);
     *state = x;
