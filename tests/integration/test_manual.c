@@ -685,6 +685,18 @@ static void test_confirming_a_provider_refund_is_409_and_unknown_refunds_404(voi
     EXPECT_REFUND_REVIEW_REFUSED("re_doesnotexist", "confirm", NULL, 404, "resource_missing");
 }
 
+/* No provider holds a manual gateway's money, so there is nothing to
+ * reconcile it against: refused, where comparing would flag every approval. */
+static void test_reconciling_a_manual_gateway_is_400_not_reconcilable(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    manual_payment(2500, "bank_transfer", order, pay_id);
+    approve_in_full(pay_id);
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reconcile?gateway=manual&from=2020-01-01&to=2020-12-31", srv.admin_auth, 400,
+                     "invalid_request_error", "not_reconcilable", "gateway");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_manual_refund_is_pending_until_an_admin_confirms_it),
         cmocka_unit_test(test_rejected_manual_refund_fails_and_releases_its_reservation),
         cmocka_unit_test(test_confirming_a_provider_refund_is_409_and_unknown_refunds_404),
+        cmocka_unit_test(test_reconciling_a_manual_gateway_is_400_not_reconcilable),
         /* Last: it moves the clock days ahead, which expires what still waits. */
         cmocka_unit_test(test_janitor_cancels_a_manual_payment_unpaid_after_auto_expire_days),
     };
