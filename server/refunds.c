@@ -157,6 +157,32 @@ static int refund_fail(op_ctx *x, store_conn *c, payment_row *p, refund_row *r, 
     return rc;
 }
 
+/*
+ * The provider says a refund payd holds as failed succeeded. Refund news
+ * arrives out of order (Stripe's webhooks are unordered, and there a
+ * failed refund is final), so this may be an old "succeeded" overtaken by
+ * the failure, or money that really left: payd cannot tell without asking,
+ * and asking is a provider call it must not make under these locks. It
+ * books nothing and flags the payment needs_review, with a
+ * payment.needs_review event and an audit row naming the refund, for a
+ * person to check at the provider. Runs in the caller's transaction with
+ * the payment and refund rows locked. Returns APPLY_STALE or a STORE_E_*
+ * code.
+ */
+static int refund_contradicted(op_ctx *x, store_conn *c, payment_row *p, const refund_row *r)
+{
+    log_warn("refunds", "refund %s is failed in payd, but the provider reports it succeeded: payment %s needs review",
+             r->id, p->id);
+    if (p->needs_review) return APPLY_STALE;
+    p->needs_review = 1;
+    const char *repr = NULL;
+    int rc = payment_save(x, c, p, "refund.success_after_failure_needs_review", &repr);
+    if (rc == STORE_OK)
+        rc = events_emit(c, x->a->mods, "payment.needs_review", "payment", p->id, p->order_id, p->user_id, repr,
+                         x->request_id);
+    return rc < 0 ? rc : APPLY_STALE;
+}
+
 static int refund_call(op_ctx *x, instance *gw, const payment_row *p, const refund_row *r,
                        payd_refund_res *res, payd_error *e)
 {
@@ -199,6 +225,12 @@ static int refund_settle(op_ctx *x, instance *gw, const char *payment_id, const 
     if (rc == STORE_OK) rc = refund_lock(x, c, refund_id, NULL, NULL, &r);
     *status = 200;
     if (rc == STORE_OK && strcmp(r.status, "pending") != 0) {
+        /* Settled meanwhile (a webhook was faster). An answer of success
+         * for a refund payd holds as failed is flagged for review. */
+        if (!strcmp(r.status, "failed") && mrc == 0 && res->status == PAYD_RS_SUCCEEDED) {
+            int flagged = refund_contradicted(x, c, &p, &r);
+            if (flagged < 0) rc = flagged;
+        }
         char *text = json_dumps(r.before, JSON_COMPACT);
         repr = arena_strdup(x->arena, text);
         free(text);
@@ -417,12 +449,17 @@ int refunds_resolve(op_ctx *x, const char *id)
 
 int refunds_apply_outcome(op_ctx *x, store_conn *c, payment_row *p, const char *refund_id,
                           const char *refund_ref, int succeeded, const char *failure_code,
-                          const char *failure_message)
+                          const char *failure_message, int from_provider)
 {
     refund_row r;
     int rc = refund_lock(x, c, refund_id, refund_id ? NULL : refund_ref, p->gateway, &r);
     if (rc == 1) return APPLY_UNKNOWN;
     if (rc != STORE_OK) return rc;
+    if (succeeded && from_provider && strcmp(r.payment_id, p->id) == 0 && strcmp(r.status, "failed") == 0) {
+        rc = refund_contradicted(x, c, p, &r);
+        json_decref(r.before);
+        return rc;
+    }
     if (strcmp(r.payment_id, p->id) != 0 || strcmp(r.status, "pending") != 0) {
         json_decref(r.before);
         return strcmp(r.status, succeeded ? "succeeded" : "failed") == 0 ? APPLY_NOOP : APPLY_STALE;

@@ -16,13 +16,17 @@ int refunds_list(op_ctx *x, const char *payment_id, const char *order_id, int li
 int refunds_resolve(op_ctx *x, const char *id);
 
 /*
- * Webhooks: a provider says a refund succeeded or failed. Locks the
+ * Webhooks and admin decisions: a refund succeeded or failed. Locks the
  * payment (already locked by the caller: pass it) and the refund found by
- * payd id or provider ref. Returns APPLY_* (APPLY_UNKNOWN when payd does not
- * know the refund) or a STORE_E_* code.
+ * payd id or provider ref. With `from_provider` (a webhook), a success
+ * for a refund payd holds as failed flags the payment needs_review
+ * (APPLY_STALE); an admin's decision passes 0 and only ever settles a
+ * pending refund.
+ * Returns APPLY_* (APPLY_UNKNOWN when payd does not know the refund) or a
+ * STORE_E_* code.
  */
 int refunds_apply_outcome(op_ctx *x, store_conn *c, payment_row *p, const char *refund_id,
                           const char *refund_ref, int succeeded, const char *failure_code,
-                          const char *failure_message);
+                          const char *failure_message, int from_provider);
 
 #endif

@@ -852,6 +852,62 @@ static void test_refund_webhook_completes_pending_refund_once_before_the_provide
     assert_int_equal(events_of(refund_id, "refund.succeeded"), 1);
 }
 
+/* The refund fails by webhook while the provider's call is in flight, then
+ * the call answers success: contradicting news. payd books nothing (refund
+ * news arrives out of order) and flags the payment for a person. */
+static void test_refund_success_after_its_failure_flags_the_payment_for_review_and_books_nothing(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64], ref[64];
+    new_order(5000, order);
+    pay(order, "pm_card_visa", "slow", 201, "succeeded", pay_id, ref);
+
+    refund_call call = {0};
+    snprintf(call.body, sizeof call.body, "{\"payment\":\"%s\",\"amount\":1800}", pay_id);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, refund_thread, &call), 0);
+    char refund_id[64] = "";
+    int64_t deadline = h_now_ms() + 5000;
+    while (!refund_id[0] && h_now_ms() < deadline) {
+        sql_str(refund_id, sizeof refund_id, "SELECT id FROM refunds WHERE payment_id = '%s' AND status = 'pending'",
+                pay_id);
+        if (!refund_id[0]) h_sleep_ms(20);
+    }
+    if (!refund_id[0]) {
+        pthread_join(th, NULL);
+        fail_msg("no pending refund appeared (the refund answered %ld %s)", call.status, call.refund_status);
+    }
+
+    char evt[64], body[2048];
+    new_event_id(evt);
+    ev_data d = {.provider_ref = ref, .payment_id = pay_id, .amount = 1800, .refund_id = refund_id};
+    mock_event(body, sizeof body, evt, "refund.failed", &d);
+    DELIVER("slow", SLOW_SECRET, body, evt, "refund.failed", "applied");
+    EXPECT_OBJ_STATUS("refunds", refund_id, "failed");
+    assert_int_equal(sql_int("SELECT amount_refund_pending FROM payments WHERE id = '%s'", pay_id), 0);
+
+    /* The provider's answer: succeeded. */
+    pthread_join(th, NULL);
+    EXPECT_STR(call.refund_status, "failed");
+    EXPECT_OBJ_STATUS("refunds", refund_id, "failed");
+    EXPECT_OBJ_STATUS("payments", pay_id, "succeeded");
+    EXPECT_LEDGER(&srv, pay_id, "refund", 0, 0);
+    assert_int_equal(sql_int("SELECT amount_refunded FROM payments WHERE id = '%s'", pay_id), 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND needs_review", pay_id), 1);
+    assert_int_equal(events_of(pay_id, "payment.needs_review"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'payment:%s'"
+                             " AND action = 'refund.success_after_failure_needs_review'", pay_id),
+                     1);
+
+    /* A refund.succeeded webhook says the same again: stale, flagged once. */
+    char evt2[64];
+    new_event_id(evt2);
+    mock_event(body, sizeof body, evt2, "refund.succeeded", &d);
+    DELIVER("slow", SLOW_SECRET, body, evt2, "refund.succeeded", "stale");
+    EXPECT_LEDGER(&srv, pay_id, "refund", 0, 0);
+    assert_int_equal(events_of(pay_id, "payment.needs_review"), 1);
+}
+
 static void test_refund_webhook_after_synchronous_refund_is_ignored_without_second_ledger_row(void **state)
 {
     (void)state;
@@ -1053,6 +1109,7 @@ int main(void)
         cmocka_unit_test(test_dispute_on_unpaid_payment_is_stale_and_writes_no_chargeback),
         cmocka_unit_test(test_refund_webhook_completes_pending_refund_once_before_the_provider_answers),
         cmocka_unit_test(test_refund_webhook_after_synchronous_refund_is_ignored_without_second_ledger_row),
+        cmocka_unit_test(test_refund_success_after_its_failure_flags_the_payment_for_review_and_books_nothing),
         cmocka_unit_test(test_success_after_a_decline_is_applied_while_the_order_is_open),
         cmocka_unit_test(test_success_after_a_decline_on_an_order_paid_again_needs_review_and_moves_nothing),
         cmocka_unit_test(test_capturable_webhook_during_a_capture_leaves_the_capture_to_its_answer),
