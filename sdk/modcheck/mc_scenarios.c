@@ -10,6 +10,15 @@
  *                        same provider_ref, same status (or a later one),
  *                        the amount asked for
  *   idempotency          the same create twice with one key: one payment
+ *   (redirect gateways)  with --approve-url, a create that answers
+ *                        requires_action is finished as the buyer and the
+ *                        core would: create_retrieve checks that retrieve
+ *                        agrees it waits, that a confirm before the buyer's
+ *                        step does not complete it, then does the buyer's
+ *                        step (mc_approve.c) and confirms under a new
+ *                        attempt key; idempotency also sends that confirm
+ *                        twice with one key (one capture); the payment
+ *                        refund_over_capture refunds is approved the same way
  *   decline              --decline-method: PAYD_E_DECLINED + failure_code
  *   timeout              --timeout-key (the key aimed at a server that
  *                        never answers) or --timeout-method: TRANSIENT
@@ -68,6 +77,7 @@ typedef struct mc_pay {
     payd_error e;
     int status;
     char ref[256];
+    char next_url[1024];          /* next_action_url, for the buyer's step */
     int64_t amount, captured;
 } mc_pay;
 
@@ -123,7 +133,8 @@ static int call_pay(mc_worker *w, instance *in, const char *op, const payd_payme
     if (out->rc == PAYD_OK || out->rc == PAYD_E_DECLINED) {
         mc_take(w->c, a, op, "payd_payment_res.provider_ref", res.provider_ref, out->ref, sizeof out->ref);
         mc_take(w->c, a, op, "payd_payment_res.client_secret", res.client_secret, NULL, 0);
-        mc_take(w->c, a, op, "payd_payment_res.next_action_url", res.next_action_url, NULL, 0);
+        mc_take(w->c, a, op, "payd_payment_res.next_action_url", res.next_action_url, out->next_url,
+                sizeof out->next_url);
         mc_take(w->c, a, op, "payd_payment_res.next_action_text", res.next_action_text, NULL, 0);
         mc_take(w->c, a, op, "payd_payment_res.failure_code", res.failure_code, NULL, 0);
         mc_take(w->c, a, op, "payd_payment_res.failure_message", res.failure_message, NULL, 0);
@@ -206,6 +217,96 @@ static int failed_call(char *why, size_t len, const char *what, const mc_pay *p,
                    p->e.message[0] ? ": " : "", p->e.message, expect);
 }
 
+/* Where a confirmed payment goes (processing: the provider settles later). */
+static int paid_status(int status)
+{
+    return status == PAYD_PS_SUCCEEDED || status == PAYD_PS_PROCESSING || status == PAYD_PS_REQUIRES_CAPTURE;
+}
+
+/* A request for a later op on the payment `created` made, as the core
+ * builds one: provider_ref `ref`, and for a mutating op (`op` not NULL)
+ * the key "payd-<payment>-<op>-<attempt>" written to `key`. */
+static void later_req(const payd_payment_req *created, const char *op, int attempt, const char *ref,
+                      payd_payment_req *req, char *key, size_t key_len)
+{
+    *req = *created;
+    req->confirm = 0;
+    req->provider_ref = ref;
+    req->idempotency_key = NULL;
+    if (op) {
+        snprintf(key, key_len, "payd-%s-%s-%d", created->payment_id, op, attempt);
+        req->idempotency_key = key;
+    }
+}
+
+/*
+ * The buyer's step (--approve-url) for the payment in `p`, whose create
+ * answered requires_action, then a confirm under the key of `attempt` (a
+ * retrieve when the module has no confirm: the provider finishes on its
+ * own). `p` holds the create's answer on entry and the last answer on
+ * return. MC_PASS, or MC_FAIL with `why`.
+ */
+static int approve_then_confirm(mc_worker *w, const payd_payment_req *created, mc_pay *p, int attempt,
+                                char *why, size_t len)
+{
+    char ref[sizeof p->ref], key[200];
+    snprintf(ref, sizeof ref, "%s", p->ref);
+    if (mc_approve(w->c, ref, p->next_url, why, len) != MC_PASS) return MC_FAIL;
+    const char *op = w->c->inst->gw.confirm ? "confirm" : "retrieve";
+    payd_payment_req cf;
+    later_req(created, w->c->inst->gw.confirm ? op : NULL, attempt, ref, &cf, key, sizeof key);
+    char what[64];
+    snprintf(what, sizeof what, "%s after the buyer's step", op);
+    if (call_pay(w, w->c->inst, op, &cf, p) != PAYD_OK) return failed_call(why, len, what, p, "");
+    if (strcmp(p->ref, ref) != 0)
+        return mc_verdict(why, len, MC_FAIL, "%s answered provider_ref %.80s for %.80s", what, p->ref, ref);
+    if (!paid_status(p->status))
+        return mc_verdict(why, len, MC_FAIL, "%s left status %s (expected succeeded, processing or "
+                          "requires_capture)", what, payd_payment_status_name(p->status));
+    return MC_PASS;
+}
+
+/* Create with --ok-method and, for a redirect gateway, the buyer's step
+ * and confirm: a payment taken as far as the core takes it. `p` holds the
+ * last answer. MC_PASS, or MC_FAIL with `why`. */
+static int create_paid(mc_worker *w, const payd_payment_req *req, mc_pay *p, char *why, size_t len)
+{
+    if (call_pay(w, w->c->inst, "create", req, p) != PAYD_OK)
+        return failed_call(why, len, "create with --ok-method", p, "");
+    if (p->status == PAYD_PS_REQUIRES_ACTION && w->c->o->approve_url)
+        return approve_then_confirm(w, req, p, 1, why, len);
+    return MC_PASS;
+}
+
+/*
+ * create_retrieve for a redirect gateway: the payment waits for the buyer
+ * and retrieve says so too; a confirm before the buyer's step must not
+ * complete it (the provider would be taking money nobody approved); after
+ * the buyer's step a confirm under the next attempt key does. `p` holds
+ * the create's answer on entry, the confirm's on return.
+ */
+static int redirect_flow(mc_worker *w, const payd_payment_req *created, mc_pay *p, char *why, size_t len)
+{
+    char ref[sizeof p->ref], key[200];
+    snprintf(ref, sizeof ref, "%s", p->ref);
+    payd_payment_req rq;
+    mc_pay early;
+    later_req(created, NULL, 0, ref, &rq, key, sizeof key);
+    if (call_pay(w, w->c->inst, "retrieve", &rq, &early) != PAYD_OK)
+        return failed_call(why, len, "retrieve of a payment waiting for the buyer", &early, "");
+    if (early.status != PAYD_PS_REQUIRES_ACTION)
+        return mc_verdict(why, len, MC_FAIL, "create said requires_action, retrieve before the buyer's step says %s",
+                          payd_payment_status_name(early.status));
+    if (w->c->inst->gw.confirm) {
+        later_req(created, "confirm", 1, ref, &rq, key, sizeof key);
+        call_pay(w, w->c->inst, "confirm", &rq, &early);
+        if (early.rc == PAYD_OK && paid_status(early.status))
+            return mc_verdict(why, len, MC_FAIL, "a confirm before the buyer's step answered %s: the payment must "
+                              "wait for the buyer", payd_payment_status_name(early.status));
+    }
+    return approve_then_confirm(w, created, p, 2, why, len);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Scenarios: each returns MC_PASS, MC_FAIL or MC_SKIP with `why`.          */
 /* ------------------------------------------------------------------------ */
@@ -221,10 +322,16 @@ static int sc_create_retrieve(mc_worker *w, char *why, size_t len)
     if (call_pay(w, w->c->inst, "create", &req, &cr) != PAYD_OK)
         return failed_call(why, len, "create with --ok-method", &cr, "");
     if (!cr.ref[0]) return mc_verdict(why, len, MC_FAIL, "create succeeded without a provider_ref");
-    if (cr.status != PAYD_PS_SUCCEEDED && cr.status != PAYD_PS_PROCESSING &&
-        cr.status != PAYD_PS_REQUIRES_CAPTURE)
+    const char *how = "created";
+    if (cr.status == PAYD_PS_REQUIRES_ACTION && o->approve_url) {
+        int st = redirect_flow(w, &req, &cr, why, len);
+        if (st != MC_PASS) return st;
+        how = "approved by the buyer's step and confirmed";
+    }
+    if (!paid_status(cr.status))
         return mc_verdict(why, len, MC_FAIL, "create+confirm with --ok-method left status %s (expected succeeded, "
-                        "processing or requires_capture)", payd_payment_status_name(cr.status));
+                        "processing or requires_capture)%s", payd_payment_status_name(cr.status),
+                        cr.status == PAYD_PS_REQUIRES_ACTION ? "; a redirect gateway: give --approve-url" : "");
     payd_payment_req rq;
     memset(&rq, 0, sizeof rq);
     rq.struct_size = sizeof rq;
@@ -249,8 +356,41 @@ static int sc_create_retrieve(mc_worker *w, char *why, size_t len)
     if (cr.amount && cr.amount != req.amount)
         return mc_verdict(why, len, MC_FAIL, "create reports amount %lld, the payment is for %lld",
                         (long long)cr.amount, (long long)req.amount);
-    snprintf(why, len, "created %s (%s), retrieve agrees", payd_payment_status_name(cr.status),
-             o->ok_method);
+    snprintf(why, len, "%s %s (%s), retrieve agrees", how, payd_payment_status_name(cr.status), o->ok_method);
+    return MC_PASS;
+}
+
+/*
+ * idempotency for a redirect gateway: after the buyer's step, the same
+ * confirm twice with one key (a retry after a lost answer) must answer the
+ * same and capture once, which retrieve confirms.
+ */
+static int confirm_twice(mc_worker *w, const payd_payment_req *created, const mc_pay *p, char *why, size_t len)
+{
+    char ref[sizeof p->ref], key[200];
+    snprintf(ref, sizeof ref, "%s", p->ref);
+    if (mc_approve(w->c, ref, p->next_url, why, len) != MC_PASS) return MC_FAIL;
+    payd_payment_req cf;
+    mc_pay once, twice, rt;
+    later_req(created, "confirm", 1, ref, &cf, key, sizeof key);
+    if (call_pay(w, w->c->inst, "confirm", &cf, &once) != PAYD_OK)
+        return failed_call(why, len, "confirm after the buyer's step", &once, "");
+    if (call_pay(w, w->c->inst, "confirm", &cf, &twice) != PAYD_OK)
+        return failed_call(why, len, "the same confirm again, with the same idempotency key,", &twice, "");
+    if (twice.status != once.status || twice.captured != once.captured || strcmp(twice.ref, once.ref) != 0)
+        return mc_verdict(why, len, MC_FAIL, "the same confirm twice with one key answered %s (captured %lld), then "
+                          "%s (captured %lld): forward req->idempotency_key to the provider",
+                          payd_payment_status_name(once.status), (long long)once.captured,
+                          payd_payment_status_name(twice.status), (long long)twice.captured);
+    later_req(created, NULL, 0, ref, &cf, key, sizeof key);
+    if (call_pay(w, w->c->inst, "retrieve", &cf, &rt) != PAYD_OK)
+        return failed_call(why, len, "retrieve after the repeated confirm", &rt, "");
+    if (rt.captured > created->amount)
+        return mc_verdict(why, len, MC_FAIL, "after the same confirm twice with one key, retrieve reports %lld "
+                          "captured of %lld: the payment was taken twice", (long long)rt.captured,
+                          (long long)created->amount);
+    snprintf(why, len, "a repeated create and, after the buyer's step, a repeated confirm with one key each "
+             "answered the same payment (%s)", payd_payment_status_name(once.status));
     return MC_PASS;
 }
 
@@ -269,6 +409,8 @@ static int sc_idempotency(mc_worker *w, char *why, size_t len)
         return mc_verdict(why, len, MC_FAIL, "the same create with the same idempotency key made a second payment "
                         "(%.60s, then %.60s): forward req->idempotency_key to the provider",
                         first.ref, again.ref);
+    if (first.status == PAYD_PS_REQUIRES_ACTION && w->c->o->approve_url && w->c->inst->gw.confirm)
+        return confirm_twice(w, &req, &first, why, len);
     snprintf(why, len, "a repeated create with one key answered the same payment");
     return MC_PASS;
 }
@@ -342,8 +484,7 @@ static int sc_refund_over(mc_worker *w, char *why, size_t len)
     char pid[96], key[160];
     pay_req(w, "rf", &req, pid, sizeof pid, key, sizeof key);
     mc_pay p;
-    if (call_pay(w, c->inst, "create", &req, &p) != PAYD_OK)
-        return failed_call(why, len, "create with --ok-method", &p, "");
+    if (create_paid(w, &req, &p, why, len) != MC_PASS) return MC_FAIL;
     if (wait_settled(w, &req, &p) != PAYD_OK)
         return failed_call(why, len, "retrieve while waiting for the payment to settle", &p, "");
     if (p.status != PAYD_PS_SUCCEEDED)

@@ -15,6 +15,9 @@
  *                          a server that accepts and never answers
  *   --timeout-method TOKEN or: a payment method whose call times out
  *   --timeout-ms N         host HTTP timeout while --timeout-key runs (1000)
+ *   --approve-url URL      a redirect gateway: the buyer's step between
+ *                          create (requires_action) and confirm, one GET of
+ *                          '{next_action_url}' or a URL with {provider_ref}
  *   --webhook-sample FILE  the exact body of a valid provider webhook
  *   --webhook-header 'Name: value'   its headers (repeat); {t} and
  *                          {hmac-t.body:KEY}, {hmac-body:KEY} sign it at run time
@@ -59,6 +62,7 @@ static void usage(FILE *f)
             "  --json  --threads N  --init-cycles N  --module-dir DIR\n"
             "  --ok-method TOKEN  --decline-method TOKEN\n"
             "  --timeout-key KEY | --timeout-method TOKEN  [--timeout-ms N]\n"
+            "  --approve-url '{next_action_url}'|URL-with-{provider_ref}   (redirect gateways)\n"
             "  --webhook-sample FILE  --webhook-header 'Name: value' (repeatable; {t},\n"
             "                         {hmac-t.body:KEY}, {hmac-body:KEY} are filled in at run time)\n"
             "  --amount N  --currency CODE  --log FILE  --keep-log\n"
@@ -99,7 +103,13 @@ static int parse_args(int argc, char **argv, mc_opts *o)
         else if (!strcmp(a, "--timeout-key")) o->timeout_key = v;
         else if (!strcmp(a, "--timeout-method")) o->timeout_method = v;
         else if (!strcmp(a, "--webhook-sample")) o->webhook_sample = v;
-        else if (!strcmp(a, "--currency")) o->currency = v;
+        else if (!strcmp(a, "--approve-url")) {
+            if (!mc_approve_template_ok(v)) {
+                fprintf(stderr, "payd-modcheck: --approve-url wants '{next_action_url}' or an http(s) URL\n");
+                return 2;
+            }
+            o->approve_url = v;
+        } else if (!strcmp(a, "--currency")) o->currency = v;
         else if (!strcmp(a, "--log")) o->log_path = v;
         else if (!strcmp(a, "--webhook-header")) {
             if (o->webhook_header_count == MC_MAX_HEADERS || !strchr(v, ':')) {

@@ -14,6 +14,7 @@
  *   mc_scenarios.c  gateway scenarios, alone and from many threads
  *   mc_webhook.c    the webhook_tamper scenario and its signed samples
  *   mc_blackhole.c  a server that never answers, for the timeout check
+ *   mc_approve.c    the buyer's step of a redirect gateway (--approve-url)
  *
  * Usage is in modcheck.c and sdk/README.md ("Checking a module").
  */
@@ -103,6 +104,7 @@ typedef struct mc_opts {
     const char *decline_method;
     const char *timeout_key;
     const char *timeout_method;
+    const char *approve_url;      /* redirect gateways: the buyer's step, a GET */
     const char *webhook_sample;
     const char *webhook_headers[MC_MAX_HEADERS];
     int webhook_header_count;
@@ -215,6 +217,12 @@ int mc_webhook_prepare(mc_ctx *c);
 void mc_webhook_free(mc_ctx *c);
 /* The webhook_tamper scenario: MC_PASS, MC_FAIL or MC_SKIP with `why`. */
 int mc_sc_webhook(mc_worker *w, char *why, size_t len);
+
+/* --approve-url: 1 when `tmpl` is {next_action_url} or an http(s) URL. */
+int mc_approve_template_ok(const char *tmpl);
+/* The buyer's step for a payment that answered requires_action: GETs
+ * --approve-url. MC_PASS, or MC_FAIL with `why`. */
+int mc_approve(mc_ctx *c, const char *provider_ref, const char *next_action_url, char *why, size_t len);
 
 /* The black hole for --timeout-key: a listener that never answers.
  * start returns its port, or -1; accept starts taking connections. */

@@ -15,13 +15,18 @@
  *     passes its tests the same way.
  *
  * The stripe module joins the modcheck runs with one more command line
- * (see sdk/README.md, "Checking a module with payd-modcheck").
+ * (see sdk/README.md, "Checking a module with payd-modcheck"); the PayPal
+ * module, a redirect gateway, with --approve-url '{next_action_url}' (the
+ * buyer's step at tests/fakes/paypal_fake) and a webhook the test signs
+ * as PayPal does.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,9 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -240,6 +247,160 @@ static void test_modcheck_passes_the_stripe_gateway_against_its_fake(void **stat
     if (r.rc != 0) print_error("modcheck on stripe exited %d:\n%s\n", r.rc, r.err);
     assert_int_equal(r.rc, 0);
     for (int i = 0; all_checks[i]; i++) expect_check_status(&r, all_checks[i], "pass");
+    mc_free(&r);
+}
+
+#define PAYPAL_CLIENT_ID "modcheck-paypal-client"
+#define PAYPAL_SECRET "pp_modcheck_client_S3CR3T_0123"
+#define PAYPAL_WEBHOOK_ID "3MC597110X687430LKMODCHK"
+
+/*
+ * One self-signed key and certificate for 127.0.0.1, valid for a day: the
+ * fake's https certificate, PayPal's webhook signing certificate, and the
+ * only trust anchor for both ([server] http_ca_file, cert_ca_file). Writes
+ * dir/ca.pem, dir/tls.pem (certificate and key) and
+ * dir/certs/paypal-sign.pem. Returns the key; the caller frees it.
+ */
+static EVP_PKEY *paypal_pki(const char *dir)
+{
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    X509 *x = X509_new();
+    X509V3_CTX ctx;
+    assert_non_null(key);
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    X509_EXTENSION *san = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+    assert_non_null(san);
+    assert_int_equal(X509_add_ext(x, san, -1), 1);
+    X509_EXTENSION_free(san);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+
+    static const char *const files[] = {"ca.pem", "certs/paypal-sign.pem", "tls.pem"};
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/certs", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        assert_int_equal(PEM_write_X509(f, x), 1);
+        if (i == 2) assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+        fclose(f);
+    }
+    X509_free(x);
+    return key;
+}
+
+/* PayPal's five webhook headers ("Name: value") for `body`, transmitted
+ * now and signed as PayPal signs: base64 RSA-SHA256 over
+ * "id|time|webhook_id|crc32(body)". */
+static void paypal_sign(EVP_PKEY *key, int https_port, const char *body, char out[5][800])
+{
+    char t[32], msg[512];
+    unsigned char sig[512];
+    size_t siglen = sizeof sig;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *id = "6c1b7a30-d67a-11e5-baa3-modcheck0001";
+    snprintf(msg, sizeof msg, "%s|%s|%s|%lu", id, t, PAYPAL_WEBHOOK_ID,
+             crc32(0L, (const Bytef *)body, (uInt)strlen(body)));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &siglen, (const unsigned char *)msg, strlen(msg)), 1);
+    EVP_MD_CTX_free(md);
+    char b64[700];
+    assert_true(siglen * 4 / 3 + 4 < sizeof b64);
+    EVP_EncodeBlock((unsigned char *)b64, sig, (int)siglen);
+    snprintf(out[0], 800, "PAYPAL-TRANSMISSION-ID: %s", id);
+    snprintf(out[1], 800, "PAYPAL-TRANSMISSION-TIME: %s", t);
+    snprintf(out[2], 800, "PAYPAL-TRANSMISSION-SIG: %s", b64);
+    snprintf(out[3], 800, "PAYPAL-CERT-URL: https://127.0.0.1:%d/certs/paypal-sign.pem", https_port);
+    snprintf(out[4], 800, "PAYPAL-AUTH-ALGO: SHA256withRSA");
+}
+
+/*
+ * PayPal is a redirect gateway: create answers requires_action and the
+ * buyer approves at PayPal before confirm captures. --approve-url
+ * '{next_action_url}' makes modcheck the buyer (the fake approves the
+ * order when its approve link is opened); the sample webhook is signed
+ * with the certificate the fake serves over https. PayPal has no card
+ * number that declines: decline is the one check that does not apply.
+ */
+static void test_modcheck_passes_the_paypal_gateway_against_its_fake_as_the_buyer(void **state)
+{
+    (void)state;
+    if (!built("modules/paypal.so") || !built("fakes/paypal_fake")) return;
+    char dir[PATH_MAX], bin[PATH_MAX], certs[PATH_MAX + 8], tls[PATH_MAX + 8], line[256];
+    char conf[PATH_MAX + 32], sample[PATH_MAX + 32];
+    assert_int_equal(h_tmpdir(dir, sizeof dir), 0);
+    EVP_PKEY *key = paypal_pki(dir);
+    snprintf(bin, sizeof bin, "%s/fakes/paypal_fake", h_env("PAYD_BUILD"));
+    snprintf(certs, sizeof certs, "%s/certs", dir);
+    snprintf(tls, sizeof tls, "%s/tls.pem", dir);
+    const char *argv[] = {bin, "0", "0", certs, tls, NULL};
+    const char *env[] = {"PAYPAL_FAKE_CLIENT_ID=" PAYPAL_CLIENT_ID, "PAYPAL_FAKE_CLIENT_SECRET=" PAYPAL_SECRET, NULL};
+    pid_t pid = h_fake_spawn(argv, env, line, sizeof line);
+    int port = 0, https_port = 0;
+    if (pid < 0 || sscanf(line, "paypal_fake listening on 127.0.0.1:%d https 127.0.0.1:%d", &port, &https_port) != 2) {
+        print_error("paypal_fake did not start: \"%s\"\n", line);
+        h_fake_stop(&pid);
+        fail();
+    }
+
+    snprintf(conf, sizeof conf, "%s/paypal.conf", dir);
+    snprintf(sample, sizeof sample, "%s/event.json", dir);
+    write_file_fmt(conf,
+                   "[server]\nhttp_ca_file = %s/ca.pem\n"
+                   "[gateway.paypal]\nmodule = paypal\napi_base = http://127.0.0.1:%d\n"
+                   "client_id = " PAYPAL_CLIENT_ID "\nclient_secret = env:MODCHECK_PAYPAL_SECRET\n"
+                   "webhook_id = " PAYPAL_WEBHOOK_ID "\ncert_hosts = 127.0.0.1:%d\ncert_ca_file = %s/ca.pem\n",
+                   dir, port, https_port, dir);
+    const char *event =
+        "{\"id\":\"WH-MC-58D329510W468432D-8HN650336L201105X\",\"event_version\":\"1.0\","
+        "\"create_time\":\"2026-01-01T00:00:00Z\",\"resource_type\":\"capture\","
+        "\"event_type\":\"PAYMENT.CAPTURE.COMPLETED\",\"summary\":\"Payment completed for $ 10.99 USD\","
+        "\"resource\":{\"id\":\"2GG279541U471931P\",\"status\":\"COMPLETED\",\"amount\":{\"currency_code\":"
+        "\"USD\",\"value\":\"10.99\"},\"custom_id\":\"pay_x\",\"supplementary_data\":{\"related_ids\":"
+        "{\"order_id\":\"5O190127TN364715T\"}}}}";
+    write_file_fmt(sample, "%s", event);
+    char headers[5][800];
+    paypal_sign(key, https_port, event, headers);
+    EVP_PKEY_free(key);
+    setenv("MODCHECK_PAYPAL_SECRET", PAYPAL_SECRET, 1);
+    const char *args[] = {"--ok-method", "paypal", "--approve-url", "{next_action_url}", "--timeout-key",
+                          "api_base", "--timeout-ms", "500", "--webhook-sample", sample,
+                          "--webhook-header", headers[0], "--webhook-header", headers[1],
+                          "--webhook-header", headers[2], "--webhook-header", headers[3],
+                          "--webhook-header", headers[4], NULL};
+    mc_run r;
+    modcheck(&r, conf, "gateway.paypal", args);
+    /* The buyer's step happened at the fake: its approve page was visited. */
+    h_payd fake = {0};
+    snprintf(fake.base_url, sizeof fake.base_url, "http://127.0.0.1:%d", port);
+    h_resp counters;
+    h_fake_call(&fake, "GET", "/_fake/counters", NULL, NULL, &counters);
+    long long visits = h_rint(&counters, "buyer_visits");
+    h_resp_free(&counters);
+    h_fake_stop(&pid);
+    if (r.rc != 0) print_error("modcheck on paypal exited %d:\n%s\n", r.rc, r.err);
+    assert_int_equal(r.rc, 0);
+    for (int i = 0; all_checks[i]; i++)
+        expect_check_status(&r, all_checks[i], strcmp(all_checks[i], "decline") ? "pass" : "skip");
+    EXPECT_CONTAINS(r.err, "approved by the buyer's step and confirmed succeeded");
+    EXPECT_CONTAINS(r.err, "a repeated confirm with one key");
+    EXPECT_CONTAINS(r.err, "flipped byte, missing and altered signatures refused");
+    assert_true(visits >= 3);
     mc_free(&r);
 }
 
@@ -654,6 +815,7 @@ int main(void)
     const struct CMUnitTest modcheck_tests[] = {
         cmocka_unit_test(test_modcheck_passes_the_mock_gateway_with_a_valid_json_report),
         cmocka_unit_test(test_modcheck_passes_the_stripe_gateway_against_its_fake),
+        cmocka_unit_test(test_modcheck_passes_the_paypal_gateway_against_its_fake_as_the_buyer),
         cmocka_unit_test(test_modcheck_passes_the_shipped_notifiers),
         cmocka_unit_test(test_modcheck_passes_the_manual_gateway),
         cmocka_unit_test(test_modcheck_passes_the_bad_module_when_it_breaks_nothing),
