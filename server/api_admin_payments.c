@@ -1,13 +1,15 @@
 /*
- * api_admin_payments.c - HTTP face of manual_review.c: an admin approves or
- * rejects a manual payment awaiting funds, and confirms or rejects a
- * pending manual refund. Every route here needs the admin role and honours
+ * api_admin_payments.c - an admin's decisions on payments: approve or
+ * reject a manual payment awaiting funds and confirm or reject a pending
+ * manual refund (manual_review.c), and close a payment flagged
+ * needs_review (payment_review.c). Every route here needs the admin role and honours
  * Idempotency-Key (routes.c); the audit names the admin's key.
  */
 #include "api_admin_payments.h"
 
 #include "api.h"
 #include "manual_review.h"
+#include "payment_review.h"
 
 typedef int (*review_fn)(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f);
 
@@ -39,4 +41,9 @@ void api_admin_refunds_confirm(app *a, http_req *r)
 void api_admin_refunds_reject(app *a, http_req *r)
 {
     review(a, r, manual_review_refund_reject);
+}
+
+void api_admin_payments_resolve_review(app *a, http_req *r)
+{
+    review(a, r, payment_review_resolve);
 }

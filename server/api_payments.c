@@ -67,7 +67,8 @@ void api_payments_list(app *a, http_req *r)
     if (api_limit(r, &limit)) return;
     json_t *out = NULL;
     fault f;
-    int rc = payments_list(&x, http_query(r, "order_id"), http_query(r, "starting_after"), limit, &out, &f);
+    int rc = payments_list(&x, http_query(r, "order_id"), http_query(r, "needs_review"), http_query(r, "starting_after"),
+                           limit, &out, &f);
     api_reply(r, rc, 200, out, &f, NULL);
 }
 

@@ -535,6 +535,7 @@ STORE_STMT(stmt_list_repr,
            "SELECT " PAYMENT_JSON " AS j FROM payments p"
            " WHERE ($1::text IS NULL OR p.order_id = $1) AND ($2::text IS NULL OR p.user_id = $2)"
            " AND ($3::text IS NULL OR (p.created_at, p.id) < (SELECT created_at, id FROM payments WHERE id = $3))"
+           " AND ($5::boolean IS NULL OR p.needs_review = $5::boolean)"
            " ORDER BY p.created_at DESC, p.id DESC LIMIT $4::int");
 
 int payments_get(op_ctx *x, const char *id, json_t **out, fault *f)
@@ -554,12 +555,14 @@ int payments_get(op_ctx *x, const char *id, json_t **out, fault *f)
 
 STORE_STMT(stmt_cursor, "SELECT 1 FROM payments WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)");
 
-int payments_list(op_ctx *x, const char *order_id, const char *starting_after, int limit,
+int payments_list(op_ctx *x, const char *order_id, const char *needs_review, const char *starting_after, int limit,
                   json_t **out, fault *f)
 {
+    if (needs_review && strcmp(needs_review, "true") != 0 && strcmp(needs_review, "false") != 0)
+        return fault_invalid(f, "parameter_invalid", "needs_review", "needs_review must be true or false");
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {order_id, op_user_scope(x), starting_after, lim};
+    const char *params[] = {order_id, op_user_scope(x), starting_after, lim, needs_review};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     if (starting_after) {
@@ -577,7 +580,7 @@ int payments_list(op_ctx *x, const char *order_id, const char *starting_after, i
         }
     }
     PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list_repr, 4, params, &r);
+    int rc = store_query(c, &stmt_list_repr, 5, params, &r);
     store_release(c);
     if (rc != STORE_OK) return fault_store(f, rc);
     json_t *data = json_array();

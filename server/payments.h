@@ -19,7 +19,8 @@ int payments_confirm(op_ctx *x, const char *id, json_t *in, const char *raw_meth
 int payments_capture(op_ctx *x, const char *id, json_t *in, json_t **out, int *status, fault *f);
 int payments_cancel(op_ctx *x, const char *id, json_t *in, json_t **out, int *status, fault *f);
 int payments_get(op_ctx *x, const char *id, json_t **out, fault *f);
-int payments_list(op_ctx *x, const char *order_id, const char *starting_after, int limit,
+/* needs_review: NULL, "true" (the review queue) or "false"; else 400. */
+int payments_list(op_ctx *x, const char *order_id, const char *needs_review, const char *starting_after, int limit,
                   json_t **out, fault *f);
 
 /* Janitor: re-issue a lost operation with its original key, or retrieve. */

@@ -57,6 +57,7 @@ const http_route http_routes[] = {
     {"POST", "/v1/admin/outbox/{id}/replay", api_admin_outbox_replay, ROUTE_ADMIN | ROUTE_IDEMPOTENT, "admin.outbox_replay"},
     {"POST", "/v1/admin/payments/{id}/approve", api_admin_payments_approve, ROUTE_ADMIN | WRITE, "admin.payments_approve"},
     {"POST", "/v1/admin/payments/{id}/reject", api_admin_payments_reject, ROUTE_ADMIN | WRITE, "admin.payments_reject"},
+    {"POST", "/v1/admin/payments/{id}/resolve_review", api_admin_payments_resolve_review, ROUTE_ADMIN | WRITE, "admin.payments_resolve_review"},
     {"POST", "/v1/admin/refunds/{id}/confirm", api_admin_refunds_confirm, ROUTE_ADMIN | WRITE, "admin.refunds_confirm"},
     {"POST", "/v1/admin/refunds/{id}/reject", api_admin_refunds_reject, ROUTE_ADMIN | WRITE, "admin.refunds_reject"},
     {"GET", "/v1/admin/orders", api_orders_list, ROUTE_ADMIN, "admin.orders"},

@@ -276,6 +276,60 @@ static void test_success_after_a_decline_on_an_order_paid_again_needs_review_and
     assert_int_equal(n, 1);
 }
 
+/* A flagged payment is listed in the review queue until an admin closes
+ * the case with a note; closing it moves no money. */
+static void test_review_queue_lists_a_flagged_payment_until_an_admin_resolves_it_with_a_note(void **state)
+{
+    (void)state;
+    char order[64], first[64], first_ref[64], second[64], second_ref[64];
+    new_order(2300, order);
+    pay_declined(order, first, first_ref);
+    pay(order, "pm_card_visa", "mock", 201, "succeeded", second, second_ref);
+    char evt[64], body[2048];
+    new_event_id(evt);
+    ev_data d = {.provider_ref = first_ref, .payment_id = first, .amount = 2300};
+    mock_event(body, sizeof body, evt, "payment.succeeded", &d);
+    DELIVER("mock", SECRET, body, evt, "payment.succeeded", "stale");
+
+    h_resp r;
+    get("/v1/payments?needs_review=true&limit=100", srv.merchant_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_CONTAINS(r.body, first);
+    EXPECT_NOT_CONTAINS(r.body, second);
+    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/payments?needs_review=maybe", srv.merchant_auth, 400, "invalid_request_error",
+                     "parameter_invalid", "needs_review");
+
+    char path[160];
+    snprintf(path, sizeof path, "/v1/admin/payments/%s/resolve_review", first);
+    EXPECT_POST_ERROR(&srv, path, srv.admin_auth, "{}", 400, "invalid_request_error", "parameter_missing", "note");
+    post(path, srv.merchant_auth, "{\"note\":\"refunded at the provider\"}", &r);
+    EXPECT_STATUS(&r, 403);
+    h_resp_free(&r);
+
+    post(path, srv.admin_auth, "{\"note\":\"double charge refunded at the provider\"}", &r);
+    EXPECT_STATUS(&r, 200);
+    assert_int_equal(h_rbool(&r, "needs_review"), 0);
+    EXPECT_STR(h_rstr(&r, "status"), "failed");
+    h_resp_free(&r);
+    assert_int_equal(events_of(first, "payment.review_resolved"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'payment:%s'"
+                             " AND action = 'payment.review_resolved' AND actor = 'key:%.12s'"
+                             " AND after::text LIKE '%%double charge refunded%%'",
+                             first, srv.admin_key + 5),
+                     1);
+    EXPECT_LEDGER(&srv, first, "charge", 0, 0);
+
+    /* Closed: off the queue, and a second resolve is refused. */
+    get("/v1/payments?needs_review=true&limit=100", srv.merchant_auth, &r);
+    EXPECT_NOT_CONTAINS(r.body, first);
+    h_resp_free(&r);
+    EXPECT_POST_ERROR(&srv, path, srv.admin_auth, "{\"note\":\"again\"}", 409, "invalid_request_error",
+                      "payment_not_flagged", NULL);
+    EXPECT_POST_ERROR(&srv, "/v1/admin/payments/pay_doesnotexist/resolve_review", srv.admin_auth,
+                      "{\"note\":\"x\"}", 404, "invalid_request_error", "resource_missing", NULL);
+}
+
 /* A webhook repeating a manual payment's status while its capture is on
  * the wire must not swallow the capture's own answer. */
 static void test_capturable_webhook_during_a_capture_leaves_the_capture_to_its_answer(void **state)
@@ -1112,6 +1166,7 @@ int main(void)
         cmocka_unit_test(test_refund_success_after_its_failure_flags_the_payment_for_review_and_books_nothing),
         cmocka_unit_test(test_success_after_a_decline_is_applied_while_the_order_is_open),
         cmocka_unit_test(test_success_after_a_decline_on_an_order_paid_again_needs_review_and_moves_nothing),
+        cmocka_unit_test(test_review_queue_lists_a_flagged_payment_until_an_admin_resolves_it_with_a_note),
         cmocka_unit_test(test_capturable_webhook_during_a_capture_leaves_the_capture_to_its_answer),
         cmocka_unit_test(test_events_paginate_with_cursor_and_filter_by_type_and_object),
         cmocka_unit_test(test_events_are_for_merchant_and_admin_keys_not_end_users),

@@ -1,0 +1,87 @@
+/*
+ * payment_review.c - the needs_review queue's way out.
+ *
+ * payd flags a payment needs_review when it cannot decide alone: the
+ * provider took money after payd gave the payment up and the order was
+ * settled meanwhile (payment_state.c), the janitor ran out of attempts on an
+ * unknown outcome (payments.c), or the provider called a refund succeeded
+ * that payd holds as failed (refunds.c). A person then checks at the
+ * provider and acts there (refunds the double charge, ...). This file lets
+ * them record that the case is closed: the flag is cleared in one
+ * transaction under the payment's row lock, with the admin's key and note in
+ * the payment's audit chain and a payment.review_resolved event. Nothing
+ * about money changes here; money moves only through the provider paths.
+ *
+ * Called on CivetWeb worker threads; all state is per call.
+ */
+#include "payment_review.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "events.h"
+#include "log.h"
+#include "payment_state.h"
+
+#define NOTE_MAX 500
+
+/* The note, required: a closed case says how it was closed. */
+static int resolve_note(json_t *in, const char **note, fault *f)
+{
+    const char *key;
+    json_t *val;
+    if (in) {
+        json_object_foreach(in, key, val) {
+            if (strcmp(key, "note") != 0)
+                return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
+        }
+    }
+    json_t *jn = in ? json_object_get(in, "note") : NULL;
+    if (!jn) return fault_invalid(f, "parameter_missing", "note", "note (how the case was resolved) is required");
+    if (!json_is_string(jn) || json_string_length(jn) == 0 || json_string_length(jn) > NOTE_MAX)
+        return fault_invalid(f, "parameter_invalid", "note", "note must be a string of 1 to %d characters", NOTE_MAX);
+    *note = json_string_value(jn);
+    return 0;
+}
+
+int payment_review_resolve(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f)
+{
+    *out = NULL;
+    const char *note = NULL;
+    if (resolve_note(in, &note, f)) return -1;
+
+    store_conn *c = store_acquire(x->a->db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    payment_row p = {0};
+    int refused = 0;
+    const char *repr = NULL;
+    int rc = store_begin(c);
+    if (rc == STORE_OK) rc = payment_lock(x, c, id, &p);
+    if (rc == 1) refused = fault_not_found(f, "payment", id);
+    else if (rc == STORE_OK && !p.needs_review)
+        refused = fault_set(f, 409, "invalid_request_error", "payment_not_flagged", NULL,
+                            "payment %s is not flagged needs_review", id);
+    if (!refused && rc == STORE_OK) {
+        p.needs_review = 0;
+        /* The note rides in the audit row where a provider's answer would. */
+        json_t *why = json_pack("{s:s, s:s, s:s}", "decision", "review_resolved", "by", op_actor(x), "note", note);
+        char *text = why ? json_dumps(why, JSON_COMPACT) : NULL;
+        json_decref(why);
+        p.provider_raw = text ? arena_strdup(x->arena, text) : NULL;
+        free(text);
+        rc = payment_save(x, c, &p, "payment.review_resolved", &repr);
+    }
+    if (!refused && rc == STORE_OK)
+        rc = events_emit(c, x->a->mods, "payment.review_resolved", "payment", p.id, p.order_id, p.user_id, repr,
+                         x->request_id);
+    if (!refused && rc == STORE_OK) rc = store_commit(c);
+    else store_rollback(c);
+    store_release(c);
+    payment_row_release(&p);
+    if (refused) return -1;
+    if (rc != STORE_OK) return fault_store(f, rc);
+    log_info("payments", "payment %s: review resolved by %s", id, op_actor(x));
+    *out = repr ? json_loads(repr, 0, NULL) : NULL;
+    return 0;
+}
