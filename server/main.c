@@ -70,8 +70,15 @@ static void print_errors(const config_errors *errs)
     for (size_t i = 0; i < errs->count; i++) fprintf(stderr, "payd: %s\n", errs->items[i]);
 }
 
-/* Loads config (and optionally modules). On failure prints every error. */
-static int app_open(app *a, const char *path, int with_modules, int with_db)
+/* What app_open loads besides the config: the modules, and the invoice
+ * template with the PDF fonts (fontconfig), which only serve and
+ * check-config need; `payd reconcile` loads modules but renders no invoice,
+ * so a broken template or a missing font must not stop it. */
+#define APP_MODULES 1
+#define APP_INVOICE 2
+
+/* Loads config (and the `parts` asked for). On failure prints every error. */
+static int app_open(app *a, const char *path, int parts, int with_db)
 {
     static config cfg;
     static registry mods;
@@ -94,7 +101,7 @@ static int app_open(app *a, const char *path, int with_modules, int with_db)
         fprintf(stderr, "payd: out of memory\n");
         return -1;
     }
-    if (with_modules) {
+    if (parts & APP_MODULES) {
         char dir[PATH_MAX];
         if (cfg.module_dir) snprintf(dir, sizeof dir, "%s", cfg.module_dir);
         else module_dir_default(dir, sizeof dir);
@@ -103,8 +110,10 @@ static int app_open(app *a, const char *path, int with_modules, int with_db)
             config_errors_free(&errs);
             return -1;
         }
-        /* The invoice template is checked where the modules are: a broken
-         * one stops serve and check-config, not a customer's invoice. */
+    }
+    /* The invoice template is checked at startup: a broken one stops
+     * serve and check-config, not a customer's invoice. */
+    if (parts & APP_INVOICE) {
         if (invoice_setup(a, &errs) != 0) {
             print_errors(&errs);
             config_errors_free(&errs);
@@ -140,7 +149,7 @@ static int cmd_serve(const char *path)
     signal(SIGPIPE, SIG_IGN);
 
     app a;
-    if (app_open(&a, path, 1, 1) != 0) return 1;
+    if (app_open(&a, path, APP_MODULES | APP_INVOICE, 1) != 0) return 1;
     int warm = store_warm(a.db);
     if (warm < a.cfg->db_pool)
         log_warn("payd", "database: %d of %d pooled connections open; the rest retry on use", warm, a.cfg->db_pool);
@@ -173,7 +182,7 @@ static int cmd_migrate(const char *path)
 static int cmd_check_config(const char *path)
 {
     app a;
-    if (app_open(&a, path, 1, 0) != 0) return 1;
+    if (app_open(&a, path, APP_MODULES | APP_INVOICE, 0) != 0) return 1;
     printf("%s: ok (%zu gateways, %zu notifiers)\n", path, a.mods->gateway_count,
            a.mods->notifier_count);
     app_close(&a);
@@ -243,7 +252,7 @@ static int cmd_reconcile(int argc, char **argv)
     if (rc != 0) return rc;
     if (o.server) return cli_reconcile_remote(&o);
     app a;
-    if (app_open(&a, o.config, 1, 1) != 0) return 2;
+    if (app_open(&a, o.config, APP_MODULES, 1) != 0) return 2;
     rc = cli_reconcile_run(&a, &o);
     app_close(&a);
     return rc;

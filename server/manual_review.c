@@ -29,10 +29,10 @@
 #include "host.h"
 #include "log.h"
 #include "orders.h"
+#include "payment_review.h"
 #include "payment_state.h"
 #include "refunds.h"
 
-#define NOTE_MAX 500
 #define EXPIRE_BATCH "16"
 
 int manual_review_gateway(const instance *gw)
@@ -43,46 +43,6 @@ int manual_review_gateway(const instance *gw)
 static int awaiting_funds(const char *status)
 {
     return !strcmp(status, "requires_action") || !strcmp(status, "processing");
-}
-
-/* Checks the body: only `allowed` keys; amount a positive integer; note a
- * string of 1..NOTE_MAX. *amount stays 0 when absent. */
-static int review_body(json_t *in, int with_amount, int64_t *amount, const char **note, fault *f)
-{
-    *amount = 0;
-    *note = NULL;
-    if (!in) return 0;
-    const char *key;
-    json_t *val;
-    json_object_foreach(in, key, val) {
-        if (strcmp(key, "note") && (!with_amount || strcmp(key, "amount")))
-            return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
-    }
-    json_t *ja = json_object_get(in, "amount");
-    json_t *jn = json_object_get(in, "note");
-    if (ja && (!json_is_integer(ja) || json_integer_value(ja) <= 0))
-        return fault_invalid(f, "amount_invalid", "amount", "amount must be a positive integer in minor units");
-    if (jn && !json_is_null(jn) &&
-        (!json_is_string(jn) || json_string_length(jn) == 0 || json_string_length(jn) > NOTE_MAX))
-        return fault_invalid(f, "parameter_invalid", "note", "note must be a string of 1 to %d characters", NOTE_MAX);
-    if (ja) *amount = json_integer_value(ja);
-    if (jn && json_is_string(jn)) *note = json_string_value(jn);
-    return 0;
-}
-
-/* What the admin decided, as JSON text for the payment's audit row (it
- * rides where a provider's raw answer would). */
-static const char *decision_json(op_ctx *x, const char *decision, int64_t amount, const char *note)
-{
-    json_t *d = json_pack("{s:s, s:s}", "decision", decision, "by", op_actor(x));
-    if (!d) return NULL;
-    if (amount > 0) json_object_set_new(d, "amount_received", json_integer(amount));
-    if (note) json_object_set_new(d, "note", json_string(note));
-    char *text = json_dumps(d, JSON_COMPACT);
-    json_decref(d);
-    const char *out = text ? arena_strdup(x->arena, text) : NULL;
-    free(text);
-    return out;
 }
 
 /* Refusals common to approve and reject, on the locked payment. */
@@ -133,7 +93,7 @@ static int review_payment(op_ctx *x, const char *id, int approve, json_t *in, js
     *out = NULL;
     int64_t amount;
     const char *note;
-    if (review_body(in, approve, &amount, &note, f)) return -1;
+    if (payment_review_body(in, approve, 0, &amount, &note, f)) return -1;
 
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
@@ -156,7 +116,7 @@ static int review_payment(op_ctx *x, const char *id, int approve, json_t *in, js
             v.failure_code = "payment_rejected";
             v.failure_message = "the payment was rejected: the funds were not received";
         }
-        p.provider_raw = decision_json(x, approve ? "approved" : "rejected", approve ? amount : 0, note);
+        p.provider_raw = payment_review_decision(x, approve ? "approved" : "rejected", approve ? amount : 0, note);
         int applied = payment_apply_view(x, c, &p, &v, approve ? "payment.manual_approved" : "payment.manual_rejected",
                                          &repr);
         rc = applied < 0 ? applied : STORE_OK;
@@ -197,7 +157,7 @@ static int review_refund(op_ctx *x, const char *id, int confirm, json_t *in, jso
     *out = NULL;
     int64_t unused;
     const char *note;
-    if (review_body(in, 0, &unused, &note, f)) return -1;
+    if (payment_review_body(in, 0, 0, &unused, &note, f)) return -1;
 
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
@@ -269,7 +229,7 @@ static int expire_one(op_ctx *x, const char *id)
     int expired = 0;
     if (rc == STORE_OK && awaiting_funds(p.status) && !p.pending_op) {
         payment_view v = {.status = PAYD_PS_CANCELED, .answers_op = 1};
-        p.provider_raw = decision_json(x, "expired", 0, NULL);
+        p.provider_raw = payment_review_decision(x, "expired", 0, NULL);
         int applied = payment_apply_view(x, c, &p, &v, "payment.expired", NULL);
         rc = applied < 0 ? applied : STORE_OK;
         expired = applied == APPLY_APPLIED;

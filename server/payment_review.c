@@ -12,7 +12,12 @@
  * the payment's audit chain and a payment.review_resolved event. Nothing
  * about money changes here; money moves only through the provider paths.
  *
- * Called on CivetWeb worker threads; all state is per call.
+ * It also owns what every admin decision on a payment shares (here and in
+ * manual_review.c): the checked request body and the record of the decision
+ * that rides in the payment's audit row.
+ *
+ * Called on CivetWeb worker threads and the background scheduler thread;
+ * all state is per call.
  */
 #include "payment_review.h"
 
@@ -24,32 +29,54 @@
 #include "log.h"
 #include "payment_state.h"
 
-#define NOTE_MAX 500
-
-/* The note, required: a closed case says how it was closed. */
-static int resolve_note(json_t *in, const char **note, fault *f)
+int payment_review_body(json_t *in, int with_amount, int note_required, int64_t *amount, const char **note,
+                        fault *f)
 {
+    *amount = 0;
+    *note = NULL;
     const char *key;
     json_t *val;
     if (in) {
         json_object_foreach(in, key, val) {
-            if (strcmp(key, "note") != 0)
+            if (strcmp(key, "note") && (!with_amount || strcmp(key, "amount")))
                 return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
         }
     }
+    json_t *ja = in ? json_object_get(in, "amount") : NULL;
     json_t *jn = in ? json_object_get(in, "note") : NULL;
-    if (!jn) return fault_invalid(f, "parameter_missing", "note", "note (how the case was resolved) is required");
-    if (!json_is_string(jn) || json_string_length(jn) == 0 || json_string_length(jn) > NOTE_MAX)
-        return fault_invalid(f, "parameter_invalid", "note", "note must be a string of 1 to %d characters", NOTE_MAX);
-    *note = json_string_value(jn);
+    if (ja && (!json_is_integer(ja) || json_integer_value(ja) <= 0))
+        return fault_invalid(f, "amount_invalid", "amount", "amount must be a positive integer in minor units");
+    if (note_required && !jn)
+        return fault_invalid(f, "parameter_missing", "note", "note (how the case was resolved) is required");
+    if (jn && (note_required || !json_is_null(jn)) &&
+        (!json_is_string(jn) || json_string_length(jn) == 0 || json_string_length(jn) > PAYMENT_REVIEW_NOTE_MAX))
+        return fault_invalid(f, "parameter_invalid", "note", "note must be a string of 1 to %d characters",
+                             PAYMENT_REVIEW_NOTE_MAX);
+    if (ja) *amount = json_integer_value(ja);
+    if (jn && json_is_string(jn)) *note = json_string_value(jn);
     return 0;
+}
+
+const char *payment_review_decision(op_ctx *x, const char *decision, int64_t amount, const char *note)
+{
+    json_t *d = json_pack("{s:s, s:s}", "decision", decision, "by", op_actor(x));
+    if (!d) return NULL;
+    if (amount > 0) json_object_set_new(d, "amount_received", json_integer(amount));
+    if (note) json_object_set_new(d, "note", json_string(note));
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    const char *out = text ? arena_strdup(x->arena, text) : NULL;
+    free(text);
+    return out;
 }
 
 int payment_review_resolve(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f)
 {
     *out = NULL;
+    int64_t unused;
     const char *note = NULL;
-    if (resolve_note(in, &note, f)) return -1;
+    /* The note is required: a closed case says how it was closed. */
+    if (payment_review_body(in, 0, 1, &unused, &note, f)) return -1;
 
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
@@ -64,12 +91,7 @@ int payment_review_resolve(op_ctx *x, const char *id, json_t *in, json_t **out, 
                             "payment %s is not flagged needs_review", id);
     if (!refused && rc == STORE_OK) {
         p.needs_review = 0;
-        /* The note rides in the audit row where a provider's answer would. */
-        json_t *why = json_pack("{s:s, s:s, s:s}", "decision", "review_resolved", "by", op_actor(x), "note", note);
-        char *text = why ? json_dumps(why, JSON_COMPACT) : NULL;
-        json_decref(why);
-        p.provider_raw = text ? arena_strdup(x->arena, text) : NULL;
-        free(text);
+        p.provider_raw = payment_review_decision(x, "review_resolved", 0, note);
         rc = payment_save(x, c, &p, "payment.review_resolved", &repr);
     }
     if (!refused && rc == STORE_OK)

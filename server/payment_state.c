@@ -25,6 +25,7 @@
 #include "janitor.h"
 #include "ledger.h"
 #include "log.h"
+#include "manual_review.h"
 #include "orders.h"
 
 
@@ -276,11 +277,13 @@ int payment_apply_view(op_ctx *x, store_conn *c, payment_row *p, const payment_v
     }
     /* A provider still processing is polled as a safety net for a lost
      * webhook; an operation still waiting keeps its janitor lease. A
-     * payment processing with instructions for the buyer (a bank transfer
-     * on its way) waits for money and a person: there is nothing to poll,
-     * and the instructions stay on show. */
+     * gateway settled by admins (PAYD_CAP_ADMIN_SETTLES, as for refunds in
+     * refunds.c) has no provider to poll: its payment waits for money and
+     * a person. Instructions for the buyer (a bank transfer on its way)
+     * stay on show while processing. */
+    int admin_settles = manual_review_gateway(modules_gateway(x->a->mods, p->gateway));
     int awaits_buyer = v->status == PAYD_PS_PROCESSING && v->next_action == PAYD_NA_DISPLAY_INSTRUCTIONS;
-    if (v->status == PAYD_PS_PROCESSING && !awaits_buyer)
+    if (v->status == PAYD_PS_PROCESSING && !admin_settles)
         p->janitor_delay_s = janitor_backoff_s(x->a, p->janitor_attempts);
     else if (!p->pending_op && !p->outcome_unknown) p->janitor_delay_s = -1;
     p->next_action = v->status == PAYD_PS_REQUIRES_ACTION || awaits_buyer ? next_action_json(x, v) : NULL;

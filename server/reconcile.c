@@ -28,6 +28,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "manual_review.h"
 #include "money.h"
 
 STORE_STMT(stmt_payments,
@@ -234,7 +235,7 @@ int reconcile_run(app *a, const char *gateway, const report_range *rg, json_t **
     /* No provider holds an admin-settled gateway's money: payd's own books
      * are the only record, and comparing them with the module's "still
      * awaiting" answer would flag every approved payment. */
-    if (gw->mod->caps & PAYD_CAP_ADMIN_SETTLES)
+    if (manual_review_gateway(gw))
         return fault_invalid(f, "not_reconcilable", "gateway",
                              "gateway %s is settled by admins (module %s): there is no provider to reconcile with",
                              gw->name, gw->mod->name);
