@@ -17,7 +17,8 @@
  *   reference_prefix          1..8 of A-Z and 0-9 (default PAYD)
  *   auto_expire_days          0..365 (default 0 = never): payd's janitor
  *                             cancels a payment still awaiting funds after
- *                             this many days; the instructions name the date
+ *                             this many days; create's instructions name
+ *                             the date, confirm's and retrieve's the delay
  *
  * The operations, as payd drives them (docs/decisions.md, "Manual
  * payments"):
@@ -274,31 +275,63 @@ static int manual_pick_method(const manual_instance *inst,
                      list);
 }
 
-/* Fills a result for `ref`: status plus the instructions. */
+/*
+ * The start of every payment operation: reads the host's request into the
+ * module's own copy `req` (payd_copy_in: fields beyond the host's
+ * struct_size read as 0) and zeroes the result `out` the operation fills.
+ * The operation hands `out` to manual_finish, which writes only what the
+ * host's struct holds. PAYD_OK or PAYD_E_INVALID.
+ */
+static int manual_begin(const payd_payment_req *req_in, payd_payment_req *req,
+                        payd_payment_res *out, payd_error *e)
+{
+    memset(out, 0, sizeof *out);
+    out->struct_size = (uint32_t)sizeof *out;
+    if (payd_copy_in(req, sizeof *req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: request has no struct_size");
+    return PAYD_OK;
+}
+
+/* Writes `out` into the host's `res` when the operation succeeded; returns
+ * `rc` either way. */
+static int manual_finish(int rc, payd_payment_res *res,
+                         const payd_payment_res *out)
+{
+    if (rc == PAYD_OK)
+        payd_copy_out(res, out, sizeof *out);
+    return rc;
+}
+
+/* Fills `out` for `ref`: status plus the instructions. `created_at` is the
+ * payment's creation time when the caller knows it (create), else -1:
+ * the expiry line then names the delay, not a date, since a date counted
+ * from a later call would promise the buyer more time than the janitor
+ * gives (it counts from payments.created_at). */
 static int manual_answer(const manual_instance *inst,
                          const payd_payment_req *req, int method,
-                         const char *ref, int status, payd_payment_res *res,
-                         payd_arena *a, payd_error *e)
+                         const char *ref, int status, int64_t created_at,
+                         payd_payment_res *out, payd_arena *a, payd_error *e)
 {
     const payd_host *h = inst->h;
     char *text;
 
     text = manual_instructions(inst, method, ref, req->amount, req->currency,
-                               req->currency_exponent, h->now(h), a);
+                               req->currency_exponent, created_at, a);
     if (text == NULL)
         return payd_fail(e, PAYD_E_INVALID,
                          "manual: cannot state %lld in %.3s (exponent %d)",
                          (long long)req->amount,
                          req->currency ? req->currency : "?",
                          req->currency_exponent);
-    res->status = status;
-    res->provider_ref = h->strdup(a, ref);
-    res->next_action = PAYD_NA_DISPLAY_INSTRUCTIONS;
-    res->next_action_text = text;
-    res->amount = req->amount;
-    res->raw = h->sprintf(a, "{\"method\":\"%s\",\"reference\":\"%s\"}",
+    out->status = status;
+    out->provider_ref = h->strdup(a, ref);
+    out->next_action = PAYD_NA_DISPLAY_INSTRUCTIONS;
+    out->next_action_text = text;
+    out->amount = req->amount;
+    out->raw = h->sprintf(a, "{\"method\":\"%s\",\"reference\":\"%s\"}",
                           manual_method_name(method), ref);
-    if (res->provider_ref == NULL || res->raw == NULL)
+    if (out->provider_ref == NULL || out->raw == NULL)
         return payd_fail(e, PAYD_E_NOMEM, "manual: out of memory");
     return PAYD_OK;
 }
@@ -315,24 +348,30 @@ static int manual_check_amount(const payd_payment_req *req, payd_error *e)
 /* create: PAYD_OK (requires_action with instructions; processing when
  * req->confirm asks to confirm at once), PAYD_E_INVALID (method unknown or
  * disabled, bad amount) or PAYD_E_INTERNAL (no randomness). */
-static int manual_create(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+static int manual_create(void *state, const payd_payment_req *req_in,
+                         payd_payment_res *res, payd_arena *a, payd_error *e)
 {
     const manual_instance *inst = state;
+    payd_payment_req req;
+    payd_payment_res out;
     char ref[MANUAL_REF_MAX];
     int method, rc;
 
-    if ((rc = manual_check_amount(req, e)) != PAYD_OK ||
-        (rc = manual_pick_method(inst, req, &method, e)) != PAYD_OK)
+    PAYD_ERROR_GUARD(e);
+    if ((rc = manual_begin(req_in, &req, &out, e)) != PAYD_OK ||
+        (rc = manual_check_amount(&req, e)) != PAYD_OK ||
+        (rc = manual_pick_method(inst, &req, &method, e)) != PAYD_OK)
         return rc;
     if (manual_reference_new(inst, ref) != PAYD_OK)
         return payd_fail(e, PAYD_E_INTERNAL, "manual: no random bytes");
-    return manual_answer(inst, req, method, ref,
-                         req->confirm ? PAYD_PS_PROCESSING
-                                      : PAYD_PS_REQUIRES_ACTION,
-                         res, a, e);
+    rc = manual_answer(inst, &req, method, ref,
+                       req.confirm ? PAYD_PS_PROCESSING
+                                   : PAYD_PS_REQUIRES_ACTION,
+                       inst->h->now(inst->h), &out, a, e);
+    return manual_finish(rc, res, &out);
 }
 
-/* The reference of an existing payment, checked; PAYD_E_INVALID when it
+/* The reference of an existing payment, checked; PAYD_E_NOTFOUND when it
  * is not one of ours. */
 static int manual_known_ref(const manual_instance *inst,
                             const payd_payment_req *req, payd_error *e)
@@ -347,70 +386,102 @@ static int manual_known_ref(const manual_instance *inst,
 
 /* confirm: the buyer has the instructions and says the money is on its
  * way (or, for cash on delivery, the order is placed): processing. */
-static int manual_confirm(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+static int manual_confirm(void *state, const payd_payment_req *req_in,
+                          payd_payment_res *res, payd_arena *a, payd_error *e)
 {
     const manual_instance *inst = state;
+    payd_payment_req req;
+    payd_payment_res out;
     int method, rc;
 
-    if ((rc = manual_check_amount(req, e)) != PAYD_OK ||
-        (rc = manual_known_ref(inst, req, e)) != PAYD_OK ||
-        (rc = manual_pick_method(inst, req, &method, e)) != PAYD_OK)
+    PAYD_ERROR_GUARD(e);
+    if ((rc = manual_begin(req_in, &req, &out, e)) != PAYD_OK ||
+        (rc = manual_check_amount(&req, e)) != PAYD_OK ||
+        (rc = manual_known_ref(inst, &req, e)) != PAYD_OK ||
+        (rc = manual_pick_method(inst, &req, &method, e)) != PAYD_OK)
         return rc;
-    return manual_answer(inst, req, method, req->provider_ref,
-                         PAYD_PS_PROCESSING, res, a, e);
+    rc = manual_answer(inst, &req, method, req.provider_ref,
+                       PAYD_PS_PROCESSING, -1, &out, a, e);
+    return manual_finish(rc, res, &out);
 }
 
 /* retrieve: there is no provider to ask; as far as the module can tell,
  * the funds are awaited. Only an admin's approval settles a payment. */
-static int manual_retrieve(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+static int manual_retrieve(void *state, const payd_payment_req *req_in,
+                           payd_payment_res *res, payd_arena *a, payd_error *e)
 {
     const manual_instance *inst = state;
+    payd_payment_req req;
+    payd_payment_res out;
     int method, rc;
 
-    if ((rc = manual_known_ref(inst, req, e)) != PAYD_OK)
+    PAYD_ERROR_GUARD(e);
+    if ((rc = manual_begin(req_in, &req, &out, e)) != PAYD_OK ||
+        (rc = manual_known_ref(inst, &req, e)) != PAYD_OK)
         return rc;
-    if (manual_pick_method(inst, req, &method, e) != PAYD_OK) {
+    if (manual_pick_method(inst, &req, &method, e) != PAYD_OK) {
         /* The method was disabled since: still report, without text. */
         memset(e, 0, sizeof *e);
-        res->status = PAYD_PS_PROCESSING;
-        res->provider_ref = inst->h->strdup(a, req->provider_ref);
-        res->amount = req->amount;
-        return PAYD_OK;
+        out.status = PAYD_PS_PROCESSING;
+        out.provider_ref = inst->h->strdup(a, req.provider_ref);
+        out.amount = req.amount;
+        if (out.provider_ref == NULL)
+            return payd_fail(e, PAYD_E_NOMEM, "manual: out of memory");
+        return manual_finish(PAYD_OK, res, &out);
     }
-    return manual_answer(inst, req, method, req->provider_ref,
-                         PAYD_PS_PROCESSING, res, a, e);
+    rc = manual_answer(inst, &req, method, req.provider_ref,
+                       PAYD_PS_PROCESSING, -1, &out, a, e);
+    return manual_finish(rc, res, &out);
 }
 
-static int manual_cancel(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+/* cancel: canceled; nothing to undo anywhere. */
+static int manual_cancel(void *state, const payd_payment_req *req_in,
+                         payd_payment_res *res, payd_arena *a, payd_error *e)
 {
     const manual_instance *inst = state;
+    payd_payment_req req;
+    payd_payment_res out;
     int rc;
 
-    if ((rc = manual_known_ref(inst, req, e)) != PAYD_OK)
+    PAYD_ERROR_GUARD(e);
+    if ((rc = manual_begin(req_in, &req, &out, e)) != PAYD_OK ||
+        (rc = manual_known_ref(inst, &req, e)) != PAYD_OK)
         return rc;
-    res->status = PAYD_PS_CANCELED;
-    res->provider_ref = inst->h->strdup(a, req->provider_ref);
-    res->amount = req->amount;
-    return PAYD_OK;
+    out.status = PAYD_PS_CANCELED;
+    out.provider_ref = inst->h->strdup(a, req.provider_ref);
+    out.amount = req.amount;
+    if (out.provider_ref == NULL)
+        return payd_fail(e, PAYD_E_NOMEM, "manual: out of memory");
+    return manual_finish(PAYD_OK, res, &out);
 }
 
 /* refund: recorded as pending with a reference for the transfer back;
  * an admin confirms it (POST /v1/admin/refunds/{id}/confirm). */
-static int manual_refund(PAYD_OP_ARGS(payd_refund_req, payd_refund_res))
+static int manual_refund(void *state, const payd_refund_req *req_in,
+                         payd_refund_res *res, payd_arena *a, payd_error *e)
 {
     const manual_instance *inst = state;
+    payd_refund_req req;
+    payd_refund_res out;
     char ref[MANUAL_REF_MAX];
 
-    if (req->amount <= 0)
+    PAYD_ERROR_GUARD(e);
+    if (payd_copy_in(&req, sizeof req, req_in) != 0)
+        return payd_fail(e, PAYD_E_INVALID,
+                         "manual: request has no struct_size");
+    if (req.amount <= 0)
         return payd_fail(e, PAYD_E_INVALID,
                          "manual: a refund needs a positive amount");
     if (manual_reference_new(inst, ref) != PAYD_OK)
         return payd_fail(e, PAYD_E_INTERNAL, "manual: no random bytes");
-    res->status = PAYD_RS_PENDING;
-    res->refund_ref = inst->h->strdup(a, ref);
-    res->raw = inst->h->sprintf(a, "{\"reference\":\"%s\"}", ref);
-    if (res->refund_ref == NULL)
+    memset(&out, 0, sizeof out);
+    out.struct_size = (uint32_t)sizeof out;
+    out.status = PAYD_RS_PENDING;
+    out.refund_ref = inst->h->strdup(a, ref);
+    out.raw = inst->h->sprintf(a, "{\"reference\":\"%s\"}", ref);
+    if (out.refund_ref == NULL || out.raw == NULL)
         return payd_fail(e, PAYD_E_NOMEM, "manual: out of memory");
+    payd_copy_out(res, &out, sizeof out);
     return PAYD_OK;
 }
 

@@ -63,7 +63,8 @@ int manual_format_amount(int64_t amount, const char *currency, int exponent,
                          char *out, size_t len);
 
 /* The buyer's instructions for `method` (arena string), or NULL on OOM
- * or bad input. `created_at` (unix seconds) dates the expiry line. */
+ * or bad input. `created_at` (unix seconds) dates the expiry line; -1
+ * (not known: confirm, retrieve) names the delay instead of a date. */
 char *manual_instructions(const manual_instance *inst, int method,
                           const char *reference, int64_t amount,
                           const char *currency, int exponent,

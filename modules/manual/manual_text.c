@@ -179,7 +179,12 @@ char *manual_instructions(const manual_instance *inst, int method,
     }
     if (inst->text[method] != NULL)
         t = append_line(h, a, t, inst->text[method]);
-    if (inst->auto_expire_days > 0) {
+    if (inst->auto_expire_days > 0 && created_at < 0) {
+        t = append_line(h, a, t,
+                        h->sprintf(a, "Unpaid %lld days after the order, the "
+                                      "payment is cancelled.",
+                                   (long long)inst->auto_expire_days));
+    } else if (inst->auto_expire_days > 0) {
         time_t until = (time_t)(created_at + inst->auto_expire_days * 86400);
         struct tm tm;
         if (gmtime_r(&until, &tm) == NULL ||

@@ -10,6 +10,8 @@
  *   PayPal-Request-Id: <key>          on every POST: the core's derived
  *                                     payd-<payment>-<op>-<attempt>, which
  *                                     makes a retry after a timeout safe
+ *                                     (the webhook check sends a random
+ *                                     one: paypal_signature.c)
  * and reads back Paypal-Debug-Id (or the error body's debug_id), kept in
  * the audit as the provider request id.
  *

@@ -16,6 +16,7 @@
  * chain. A verified certificate's public key is cached per URL in module
  * memory until the earliest notAfter of its chain; the cache holds
  * PAYPAL_CERT_CACHE_SLOTS entries and evicts the least recently used.
+ * A leaf whose keyUsage leaves out digitalSignature is refused.
  *
  * Threads: the cache is guarded by inst->cert_mu, held only for lookups
  * and inserts, never during a download or a verification. Two threads
@@ -28,6 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -278,6 +280,23 @@ static int paypal_cert_verify(const paypal_instance *inst, X509 *leaf,
     return PAYD_OK;
 }
 
+/*
+ * 1 when the verified leaf may sign: a keyUsage extension, when present,
+ * must include digitalSignature. The chain check alone would accept any
+ * certificate under the trust anchors, an issuing CA's own included, as
+ * the signer of a webhook; a certificate whose issuer limited it to other
+ * uses must not speak for PayPal. (No extended key usage is required:
+ * PayPal does not document one for its signing certificate.)
+ */
+static int paypal_cert_may_sign(X509 *leaf)
+{
+    uint32_t flags = X509_get_extension_flags(leaf);
+
+    return (flags & EXFLAG_INVALID) == 0 &&
+           ((flags & EXFLAG_KUSAGE) == 0 ||
+            (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) != 0);
+}
+
 /* Download `url`. PAYD_OK with the PEM text in the arena. */
 static int paypal_cert_download(const paypal_instance *inst, const char *url,
                                 payd_arena *a, payd_http_response *res,
@@ -348,6 +367,10 @@ int paypal_cert_key(paypal_instance *inst, const char *url, payd_arena *a,
                          "answer a PEM certificate");
     }
     rc = paypal_cert_verify(inst, leaf, chain, now, &not_after, e);
+    if (rc == PAYD_OK && !paypal_cert_may_sign(leaf))
+        rc = payd_fail(e, PAYD_E_SIGNATURE,
+                       "paypal: the webhook certificate's key usage does "
+                       "not allow signatures");
     k = rc == PAYD_OK ? X509_get_pubkey(leaf) : NULL;
     if (rc == PAYD_OK && k == NULL)
         rc = payd_fail(e, PAYD_E_SIGNATURE,

@@ -63,16 +63,34 @@ const char *paypal_jdup(const payd_host *h, payd_arena *a, json_t *o,
     return payd_adup(h, a, paypal_jstr(o, path), oom);
 }
 
-/* 1 for https, or http towards a loopback fake. */
+/*
+ * 1 for https, or http towards a loopback fake. The buyer is sent to this
+ * link, so for http the whole host is checked, not a prefix of the URL:
+ * "http://127.0.0.1@shop.evil/" and "http://localhost.evil/" are not
+ * loopback. The host is 127.<digits and dots>, localhost or [::1], with an
+ * optional :port, and no user info.
+ */
 static int paypal_link_ok(const char *href)
 {
+    const char *host;
+    size_t n;
+
     if (!paypal_ok_url(href))
         return 0;
     if (strncmp(href, "https://", 8) == 0)
         return 1;
-    return strncmp(href, "http://127.", 11) == 0 ||
-           strncmp(href, "http://localhost", 16) == 0 ||
-           strncmp(href, "http://[::1]", 12) == 0;
+    host = href + 7;
+    n = strcspn(host, "/?#");
+    if (memchr(host, '@', n) != NULL)
+        return 0;
+    if (strncmp(host, "[::1]", 5) == 0)
+        return n == 5 || host[5] == ':';
+    if (strncmp(host, "localhost", 9) == 0)
+        return n == 9 || host[9] == ':';
+    if (strncmp(host, "127.", 4) != 0)
+        return 0;
+    n = 4 + strspn(host + 4, "0123456789.");
+    return host[n] == '\0' || strchr(":/?#", host[n]) != NULL;
 }
 
 const char *paypal_link(json_t *links, const char *const *rels)

@@ -100,7 +100,9 @@ static int paypal_order_status(const char *s)
 }
 
 /* Status and amounts of a COMPLETED order from its first purchase unit's
- * captures, else its authorization. */
+ * captures, else its authorization: a PAYD_PS_* status, 0 for a status
+ * payd does not know, or -1 when a completed capture's amount cannot be
+ * read (payd would otherwise book less money than PayPal took). */
 static int paypal_order_payments(json_t *pu, payd_payment_res *out)
 {
     json_t *captures = paypal_jget(pu, "payments.captures");
@@ -112,9 +114,12 @@ static int paypal_order_payments(json_t *pu, payd_payment_res *out)
 
     json_array_foreach(captures, i, c) {
         s = paypal_capture_status(paypal_jstr(c, "status"));
-        if (s == PAYD_PS_SUCCEEDED &&
-            paypal_amount_read(paypal_jget(c, "amount"), &v, NULL) == PAYD_OK)
+        if (s == PAYD_PS_SUCCEEDED) {
+            if (paypal_amount_read(paypal_jget(c, "amount"), &v, NULL) !=
+                PAYD_OK)
+                return -1;
             out->amount_captured += v;
+        }
         /* One good capture makes the payment succeeded. */
         if (status == 0 || s == PAYD_PS_SUCCEEDED)
             status = s;
@@ -151,6 +156,10 @@ int paypal_order_result(const paypal_instance *inst, json_t *order,
     paypal_amount_read(paypal_jget(pu, "amount"), &out->amount, NULL);
     if (status == 0)
         status = paypal_order_payments(pu, out);
+    if (status < 0)
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: a completed capture has no amount payd "
+                         "can read");
     if (status == 0)
         return payd_fail(e, PAYD_E_TRANSIENT,
                          "paypal: the order's payment has a status payd "
@@ -381,7 +390,7 @@ int paypal_create(void *state, const payd_payment_req *req_in,
     rc = paypal_order_check(&req, 0, e);
     if (rc != PAYD_OK)
         return rc;
-    if (!payd_text_ok(req.payment_id, PAYPAL_ID_MAX) || req.payment_id == NULL)
+    if (req.payment_id == NULL) /* paypal_order_check read its text */
         return payd_fail(e, PAYD_E_INVALID, "paypal: payment_id is required");
     if (req.amount <= 0 || !payd_currency_ok(req.currency) ||
         req.currency_exponent < 0 || req.currency_exponent > 4)
@@ -512,7 +521,15 @@ static int paypal_capture_finish(const paypal_instance *inst,
         return payd_fail(e, PAYD_E_TRANSIENT,
                          "paypal: the answer is not a capture payd can read");
     }
-    paypal_amount_read(paypal_jget(ans->obj, "amount"), &captured, NULL);
+    if (out.status == PAYD_PS_SUCCEEDED &&
+        paypal_amount_read(paypal_jget(ans->obj, "amount"), &captured, NULL) !=
+            PAYD_OK) {
+        json_decref(ans->obj);
+        ans->obj = NULL;
+        return payd_fail(e, PAYD_E_TRANSIENT,
+                         "paypal: a completed capture has no amount payd "
+                         "can read");
+    }
     out.provider_ref = payd_adup(inst->h, a, req->provider_ref, &oom);
     out.amount = authorized;
     if (out.status == PAYD_PS_SUCCEEDED)

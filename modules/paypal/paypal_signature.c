@@ -19,7 +19,8 @@
  * certificate from paypal_cert.c (allowed URL, verified chain).
  * With webhook_verify = api the last step is PayPal's own
  *   POST /v1/notifications/verify-webhook-signature
- * which answers {"verification_status":"SUCCESS"|"FAILURE"}.
+ * which answers {"verification_status":"SUCCESS"|"FAILURE"}, asked under
+ * a random PayPal-Request-Id (never one derived from the delivery).
  *
  * Stateless apart from the certificate cache; thread-safe.
  */
@@ -157,10 +158,6 @@ static int paypal_verify_offline(paypal_instance *inst, payd_arena *a,
     long n;
     int rc, ok;
 
-    if (!paypal_cert_url_allowed(inst, s->cert_url))
-        return payd_fail(e, PAYD_E_SIGNATURE,
-                         "paypal: PAYPAL-CERT-URL is not https on an "
-                         "allowed PayPal host (cert_hosts)");
     n = strlen(s->transmission_sig) <= PAYPAL_SIG_B64_MAX
             ? h->base64_decode(a, s->transmission_sig, &sig)
             : -1;
@@ -190,13 +187,24 @@ static int paypal_verify_api(paypal_instance *inst, payd_arena *a,
 {
     paypal_answer ans;
     const char *key, *verdict;
+    uint8_t nonce[16];
+    char *hex;
     json_t *body;
     int rc;
 
     if (!json_is_object(event))
         return payd_fail(e, PAYD_E_SIGNATURE,
                          "paypal: the body is not a JSON event");
-    key = inst->h->sprintf(a, "payd-webhook-verify-%.80s", s->transmission_id);
+    /* A fresh PayPal-Request-Id per check. An id derived from the
+     * delivery (its transmission id, which anyone can copy) would let
+     * PayPal answer a forged body with the verdict it stored for the
+     * genuine one, or a genuine delivery with a forger's FAILURE. The
+     * check changes nothing at PayPal, so nothing needs idempotency. */
+    if (inst->h->random_bytes(nonce, sizeof nonce) != 0)
+        return payd_fail(e, PAYD_E_TRANSIENT, "paypal: no random bytes");
+    hex = inst->h->hex_encode(a, nonce, sizeof nonce);
+    key = hex != NULL ? inst->h->sprintf(a, "payd-webhook-verify-%s", hex)
+                      : NULL;
     body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "auth_algo",
                      s->auth_algo, "cert_url", s->cert_url, "transmission_id",
                      s->transmission_id, "transmission_sig",

@@ -58,19 +58,6 @@ typedef struct smtp_instance {
     smtp_template tpl[SMTP_KIND_COUNT];
 } smtp_instance;
 
-/* 1 when `s` is 1..max bytes with no control characters. */
-static int smtp_text_ok(const char *s, size_t max)
-{
-    size_t i;
-
-    if (s == NULL || s[0] == '\0')
-        return 0;
-    for (i = 0; s[i] != '\0'; i++)
-        if (i >= max || (unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return 0;
-    return 1;
-}
-
 /*
  * Check an smtp:// or smtps:// URL and derive scheme://host[:port] for
  * logs (no user:password@, no path). malloc'd, or NULL when unacceptable.
@@ -80,7 +67,7 @@ static char *smtp_target(const char *url)
     size_t skip, end, at, i;
     char *t;
 
-    if (!smtp_text_ok(url, SMTP_URL_MAX) || strchr(url, ' ') != NULL)
+    if (!payd_text_ok(url, SMTP_URL_MAX) || strchr(url, ' ') != NULL)
         return NULL;
     if (strncasecmp(url, "smtp://", 7) == 0)
         skip = 7;
@@ -196,9 +183,13 @@ static int smtp_configure(smtp_instance *s, const payd_config *cfg,
     const char *templates = h->config_get(cfg, "templates");
     const char *shop = h->config_get(cfg, "shop_name");
     const char *bcc = h->config_get(cfg, "bcc");
-    const char *timeout = h->config_get(cfg, "timeout_ms");
+    int64_t timeout_ms = 0;
     char dir[4096];
     int rc;
+
+    /* Read now, so an earlier bad key does not also get it reported as
+     * unknown; payd_conf_int checks it below. */
+    (void)h->config_get(cfg, "timeout_ms");
 
     if (url == NULL || url[0] == '\0')
         return payd_fail(e, PAYD_E_INVALID, "smtp: url is required");
@@ -208,7 +199,7 @@ static int smtp_configure(smtp_instance *s, const payd_config *cfg,
                          "smtp: invalid value for url: expected "
                          "smtp://host[:port] or smtps://host[:port]");
     s->url = strdup(url);
-    if (user != NULL && !smtp_text_ok(user, 256))
+    if (user != NULL && !payd_text_ok(user, 256))
         return payd_fail(e, PAYD_E_INVALID,
                          "smtp: invalid value for username: expected 1 to 256 "
                          "characters");
@@ -234,14 +225,14 @@ static int smtp_configure(smtp_instance *s, const payd_config *cfg,
                          "address such as shop@example.com (put the name in "
                          "from_name)");
     s->from = strdup(from);
-    if (from_name != NULL && !smtp_text_ok(from_name, SMTP_NAME_MAX))
+    if (from_name != NULL && !payd_text_ok(from_name, SMTP_NAME_MAX))
         return payd_fail(e, PAYD_E_INVALID,
                          "smtp: invalid value for from_name: expected 1 to %d "
                          "bytes without control characters",
                          SMTP_NAME_MAX);
     if (from_name != NULL)
         s->from_name = strdup(from_name);
-    if (shop != NULL && !smtp_text_ok(shop, SMTP_NAME_MAX))
+    if (shop != NULL && !payd_text_ok(shop, SMTP_NAME_MAX))
         return payd_fail(e, PAYD_E_INVALID,
                          "smtp: invalid value for shop_name: expected 1 to %d "
                          "bytes without control characters",
@@ -249,17 +240,10 @@ static int smtp_configure(smtp_instance *s, const payd_config *cfg,
     s->shop_name = strdup(shop != NULL ? shop : "payd shop");
     if (bcc != NULL && (rc = smtp_parse_bcc(s, bcc, e)) != PAYD_OK)
         return rc;
-    s->timeout_ms = 30000;
-    if (timeout != NULL) {
-        size_t n = strspn(timeout, "0123456789");
-        long v = n > 0 && n <= 6 && timeout[n] == '\0' ? strtol(timeout, NULL, 10) : -1;
-
-        if (v < 1000 || v > 600000)
-            return payd_fail(e, PAYD_E_INVALID,
-                             "smtp: invalid value for timeout_ms: expected an "
-                             "integer from 1000 to 600000");
-        s->timeout_ms = v;
-    }
+    if ((rc = payd_conf_int(h, cfg, "timeout_ms", 30000, 1000, 600000,
+                            &timeout_ms, e, "smtp")) != PAYD_OK)
+        return rc;
+    s->timeout_ms = (long)timeout_ms;
     if ((s->url == NULL || s->from == NULL || s->shop_name == NULL) ||
         (user != NULL && s->username == NULL) ||
         (pass != NULL && s->password == NULL) ||

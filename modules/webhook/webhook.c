@@ -131,9 +131,13 @@ static int webhook_configure(webhook_instance *w, const payd_config *cfg,
     const payd_host *h = w->h;
     const char *url = h->config_get(cfg, "url");
     const char *secret = h->config_get(cfg, "secret");
-    const char *timeout = h->config_get(cfg, "timeout_ms");
     const char *ua = h->config_get(cfg, "user_agent");
+    int64_t timeout_ms = 0;
     size_t n;
+    int rc;
+
+    /* Read now, so a bad url does not also get it reported as unknown. */
+    (void)h->config_get(cfg, "timeout_ms");
 
     if (url == NULL || url[0] == '\0')
         return payd_fail(e, PAYD_E_INVALID, "webhook: url is required");
@@ -162,20 +166,10 @@ static int webhook_configure(webhook_instance *w, const payd_config *cfg,
         w->secret_len = n;
     }
 
-    w->timeout_ms = 10000;
-    if (timeout != NULL) {
-        char *endp;
-        long v;
-
-        n = strspn(timeout, "0123456789");
-        v = n > 0 && n <= 6 && timeout[n] == '\0' ? strtol(timeout, &endp, 10)
-                                                  : -1;
-        if (v < 100 || v > 300000)
-            return payd_fail(e, PAYD_E_INVALID,
-                             "webhook: invalid value for timeout_ms: "
-                             "expected an integer from 100 to 300000");
-        w->timeout_ms = v;
-    }
+    if ((rc = payd_conf_int(h, cfg, "timeout_ms", 10000, 100, 300000,
+                            &timeout_ms, e, "webhook")) != PAYD_OK)
+        return rc;
+    w->timeout_ms = (long)timeout_ms;
 
     if (ua != NULL && !webhook_printable(ua, WEBHOOK_UA_MAX, 1))
         return payd_fail(e, PAYD_E_INVALID,

@@ -255,6 +255,52 @@ static void test_expiry_date_is_named_when_auto_expire_days_is_set(void **state)
                 strstr(res.next_action_text, alt) != NULL);
 }
 
+static void test_confirm_names_the_expiry_delay_not_a_date_counted_from_now(void **state)
+{
+    payd_error e;
+    payd_payment_res created, res;
+    payd_payment_req req;
+
+    (void)state;
+    assert_int_equal(restart_with(&e, "auto_expire_days", "7", NULL), PAYD_OK);
+    created = create_ok("bank_transfer", 100, "USD", 2);
+    req = pay_req("bank_transfer", 100, "USD", 2);
+    req.provider_ref = created.provider_ref;
+    /* Days later: the janitor still counts from the creation, which the
+     * module cannot know here, so no later date may be promised. */
+    fake_clock_shift(3 * 86400);
+    assert_int_equal(call(gw->confirm, &req, &res, &e), PAYD_OK);
+    assert_null(strstr(res.next_action_text, "Unpaid by"));
+    assert_non_null(strstr(res.next_action_text,
+                           "Unpaid 7 days after the order, the payment is cancelled."));
+    assert_int_equal(call(gw->retrieve, &req, &res, &e), PAYD_OK);
+    assert_null(strstr(res.next_action_text, "Unpaid by"));
+}
+
+static void test_results_fit_an_older_hosts_smaller_struct(void **state)
+{
+    payd_payment_req req = pay_req("bank_transfer", 100, "USD", 2);
+    union {
+        payd_payment_res res;
+        unsigned char bytes[sizeof(payd_payment_res)];
+    } u;
+    size_t small = offsetof(payd_payment_res, next_action_text);
+    size_t i;
+    payd_error e;
+
+    (void)state;
+    memset(&u, 0xA5, sizeof u);
+    u.res.struct_size = (uint32_t)small;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(gw->create(st, &req, &u.res, arena, &e), PAYD_OK);
+    assert_int_equal(u.res.struct_size, small);
+    assert_int_equal(u.res.status, PAYD_PS_REQUIRES_ACTION);
+    expect_reference(u.res.provider_ref, "PAYD");
+    /* Nothing past what the host said it has was touched. */
+    for (i = small; i < sizeof u.bytes; i++)
+        assert_int_equal(u.bytes[i], 0xA5);
+}
+
 /* ------------------------------------------------------------------------ */
 /* References                                                               */
 /* ------------------------------------------------------------------------ */
@@ -471,6 +517,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cheque_instructions_name_the_payee, setup, teardown),
         cmocka_unit_test_setup_teardown(test_amounts_are_formatted_by_currency_exponent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_date_is_named_when_auto_expire_days_is_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_confirm_names_the_expiry_delay_not_a_date_counted_from_now, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_results_fit_an_older_hosts_smaller_struct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_references_are_well_formed_and_unique_over_many_draws, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reference_prefix_comes_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_disabled_and_missing_methods_are_invalid_naming_them, setup, teardown),

@@ -1578,6 +1578,7 @@ static void test_two_instances_share_provider_and_scope_keys(void **state)
 }
 
 typedef struct racer {
+    pthread_barrier_t *start;
     int rc;
     char ref[64];
 } racer;
@@ -1593,6 +1594,7 @@ static void *race_create(void *arg)
     rq.payment_id = "pay_race";
     memset(&rs, 0, sizeof rs);
     memset(&e, 0, sizeof e);
+    pthread_barrier_wait(r->start);
     r->rc = gw->create(st, &rq, &rs, a, &e);
     if (rs.provider_ref != NULL)
         snprintf(r->ref, sizeof r->ref, "%s", rs.provider_ref);
@@ -1603,15 +1605,20 @@ static void *race_create(void *arg)
 static void test_concurrent_creates_with_one_key_charge_once(void **state)
 {
     pthread_t th[8];
+    pthread_barrier_t start;
     racer rc[8];
     int i;
 
     (void)state;
     memset(rc, 0, sizeof rc);
-    for (i = 0; i < 8; i++)
+    assert_int_equal(pthread_barrier_init(&start, NULL, 8), 0);
+    for (i = 0; i < 8; i++) {
+        rc[i].start = &start;
         assert_int_equal(pthread_create(&th[i], NULL, race_create, &rc[i]), 0);
+    }
     for (i = 0; i < 8; i++)
         pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
     for (i = 0; i < 8; i++) {
         assert_int_equal(rc[i].rc, PAYD_OK);
         assert_string_equal(rc[i].ref, rc[0].ref);

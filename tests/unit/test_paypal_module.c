@@ -1071,6 +1071,69 @@ static void test_retrieve_maps_every_order_and_payment_status(void **state)
     }
 }
 
+static void test_completed_capture_with_an_unreadable_amount_is_an_unknown_outcome(void **state)
+{
+    static const char *const values[] = {"19.999", "-19.99", "1e3", ""};
+    payd_payment_req r = op_req("retrieve");
+    size_t i;
+
+    (void)state;
+    /* Reading 0 would book less money than PayPal took: ask again later. */
+    for (i = 0; i < sizeof values / sizeof values[0]; i++) {
+        payd_payment_res res = {.struct_size = sizeof res};
+        payd_error e = {0};
+        char payments[512];
+
+        snprintf(payments, sizeof payments,
+                 "{\"captures\":[{\"id\":\"3C679366HH908993F\",\"status\":"
+                 "\"COMPLETED\",\"amount\":{\"currency_code\":\"USD\","
+                 "\"value\":\"%s\"}}]}",
+                 values[i]);
+        script_push(200, order_json("COMPLETED", "19.99", payments, NULL), NULL);
+        assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_E_TRANSIENT);
+        assert_contains(e.message, "amount");
+    }
+}
+
+static void test_redirect_links_are_https_or_a_real_loopback_host(void **state)
+{
+    static const char *const rels[] = {"approve", NULL};
+    static const struct {
+        const char *href;
+        int ok;
+    } cases[] = {
+        {"https://www.paypal.com/checkoutnow?token=5O1", 1},
+        {"http://127.0.0.1:8080/checkoutnow?token=5O1", 1},
+        {"http://127.0.0.1/x", 1},
+        {"http://localhost:9000/x", 1},
+        {"http://[::1]:9000/x", 1},
+        {"http://127.0.0.1@shop.evil/x", 0},
+        {"http://127.0.0.1.evil.example/x", 0},
+        {"http://127.evil.example/x", 0},
+        {"http://localhost.evil.example/x", 0},
+        {"http://[::1].evil.example/x", 0},
+        {"http://www.paypal.com/checkoutnow", 0},
+        {"javascript:alert(1)", 0},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *links = json_pack("[{s:s, s:s}]", "rel", "approve", "href",
+                                  cases[i].href);
+        const char *got = paypal_link(links, rels);
+
+        if ((got != NULL) != cases[i].ok) {
+            print_error("%s: %s, want %s\n", cases[i].href,
+                        got ? "accepted" : "refused",
+                        cases[i].ok ? "accepted" : "refused");
+            json_decref(links);
+            fail();
+        }
+        json_decref(links);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Refunds                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -1538,6 +1601,37 @@ static void test_api_verification_failure_and_non_events(void **state)
                      PAYD_E_INVALID);
 }
 
+static void test_api_verification_asks_under_a_fresh_request_id_each_time(void **state)
+{
+    delivery d;
+    payd_event ev;
+    payd_error e;
+    call first, second;
+
+    (void)state;
+    assert_int_equal(restart_with(&e, "webhook_verify", "api", NULL), PAYD_OK);
+    /* The same delivery twice (a replay, or a forged body under a copied
+     * transmission id): PayPal must judge each anew, not answer from what
+     * it stored under an id the sender chose. */
+    default_answer = (answer){200, "{\"verification_status\":\"SUCCESS\"}", NULL};
+    delivery_init(&d, 0, "c2lnbmF0dXJl");
+    assert_int_equal(deliver(&d, event_json("PAYMENT.CAPTURE.COMPLETED",
+                                            CAPTURE_RESOURCE("COMPLETED")),
+                             &ev, &e),
+                     PAYD_OK);
+    assert_int_equal(deliver(&d, event_json("PAYMENT.CAPTURE.COMPLETED",
+                                            CAPTURE_RESOURCE("COMPLETED")),
+                             &ev, &e),
+                     PAYD_OK);
+    assert_int_equal(call_count(), 2);
+    first = call_at(0);
+    second = call_at(1);
+    assert_true(first.request_id[0] != '\0');
+    assert_true(strcmp(first.request_id, second.request_id) != 0);
+    assert_null(strstr(first.request_id, d.id));
+    assert_null(strstr(second.request_id, d.id));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Webhooks: offline verification with a CA made here                      */
 /* ------------------------------------------------------------------------ */
@@ -1848,6 +1942,29 @@ static void test_offline_signature_refuses_an_expired_certificate(void **state)
     X509_free(leaf);
 }
 
+static void test_offline_signature_refuses_a_certificate_not_for_signatures(void **state)
+{
+    const char *body = event_json("PAYMENT.CAPTURE.COMPLETED", CAPTURE_RESOURCE("COMPLETED"));
+    /* Chains to the trust anchor, but its key usage is keyCertSign and
+     * cRLSign only: an issuing certificate, not a signer of deliveries. */
+    X509 *leaf = make_cert(leaf_key, ca_key, ca_cert, "issuing-only", 1, -3600, 86400);
+    char *pem = pem_of(leaf), *sig;
+    delivery d;
+    payd_event ev;
+    payd_error e;
+
+    (void)state;
+    cert_route(CERT_URL, pem);
+    delivery_init(&d, 0, NULL);
+    sig = sign_delivery(leaf_key, &d, WEBHOOK_ID, body);
+    d.sig = sig;
+    assert_int_equal(deliver(&d, body, &ev, &e), PAYD_E_SIGNATURE);
+    assert_contains(e.message, "key usage");
+    free(sig);
+    free(pem);
+    X509_free(leaf);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1870,6 +1987,8 @@ int main(void)
         T(test_capture_partial_sends_amount_and_final_capture),
         T(test_cancel_voids_the_authorization_or_needs_no_call),
         T(test_retrieve_maps_every_order_and_payment_status),
+        T(test_completed_capture_with_an_unreadable_amount_is_an_unknown_outcome),
+        T(test_redirect_links_are_https_or_a_real_loopback_host),
         T(test_refund_posts_to_the_capture_with_the_request_id),
         T(test_errors_map_to_payd_codes),
         T(test_token_is_cached_and_reused_until_shortly_before_expiry),
@@ -1879,10 +1998,12 @@ int main(void)
         T(test_32_threads_with_an_empty_cache_cause_one_token_request),
         T(test_every_listed_event_maps_and_others_are_ignored),
         T(test_api_verification_failure_and_non_events),
+        T(test_api_verification_asks_under_a_fresh_request_id_each_time),
         T(test_crc32_reference_matches_the_standard_check_value),
         O(test_offline_signature_verifies_with_the_certificate_chain),
         O(test_offline_signature_failures_are_refused),
         O(test_offline_signature_refuses_an_expired_certificate),
+        O(test_offline_signature_refuses_a_certificate_not_for_signatures),
     };
     int rc;
 #undef T
