@@ -8,8 +8,10 @@
  * reaches payd. End users (JWT) see only the customer linked to their user
  * id; API keys see all.
  *
- * Saving calls the provider outside any transaction, with a derived
- * idempotency key, then records the result in one short transaction.
+ * Saving calls the provider with a derived idempotency key, then records
+ * the result in one short transaction. Only a customer's first save on a
+ * gateway (which creates the provider customer) calls the provider while
+ * holding the customer lock; see methods_save.
  */
 #include "methods.h"
 
@@ -150,6 +152,86 @@ int methods_customer_get(op_ctx *x, const char *id, json_t **out, fault *f)
     return rc;
 }
 
+/* Asks the gateway to save `token` for the customer. Fills *res (arena
+ * strings) or the fault. The idempotency key names the provider customer
+ * too, so a first save (which creates it) and a later save of the same
+ * token never share a key with different parameters. */
+static int provider_save(op_ctx *x, instance *gw, const char *customer_id, const char *customer_ref,
+                         const char *email, const char *token, payd_method *res, fault *f)
+{
+    char key[256];
+    snprintf(key, sizeof key, "payd-%s-save-%.64s-%.64s", customer_id, customer_ref ? customer_ref : "new", token);
+    payd_method_req req = {.struct_size = sizeof req, .customer_ref = customer_ref, .customer_email = email,
+                           .method_ref = token, .idempotency_key = key};
+    payd_error e = {0};
+    int mrc = gw->gw.save_method(gw->state, &req, res, x->arena, &e);
+    e.message[sizeof e.message - 1] = '\0';
+    if (mrc == PAYD_E_DECLINED)
+        return fault_set(f, 402, "card_error", e.failure_code[0] ? arena_strdup(x->arena, e.failure_code) : "card_declined",
+                         "payment_method", "%s", e.message[0] ? e.message : "the card was declined");
+    if (mrc == PAYD_E_INVALID || mrc == PAYD_E_NOTFOUND)
+        return fault_invalid(f, "gateway_rejected", "payment_method", "%s: %s", gw->name,
+                             e.message[0] ? e.message : "the gateway refused the method");
+    if (mrc == PAYD_E_TRANSIENT)
+        return fault_set(f, 503, "api_error", "gateway_unavailable", NULL, "gateway %s did not answer; retry", gw->name);
+    if (mrc != 0 || !res->method_ref)
+        return fault_set(f, 502, "api_error", "gateway_error", NULL, "%s: %s", gw->name,
+                         e.message[0] ? e.message : "the gateway could not save the method");
+    if (!customer_ref && !res->customer_ref)
+        return fault_set(f, 502, "api_error", "gateway_error", NULL, "%s: the gateway saved the method without a customer",
+                         gw->name);
+    return 0;
+}
+
+/* Records a saved method inside the caller's transaction, which holds the
+ * customer lock. Returns a store code; *out is the method's JSON, or NULL
+ * with *foreign set when the provider token belongs to another customer. */
+static int method_record(op_ctx *x, store_conn *c, const char *customer_id, instance *gw, int set_default,
+                         const char *new_customer_ref, const payd_method *res, json_t **out, int *foreign)
+{
+    char id[IDS_MAX], month[8], year[8];
+    ids_new("pm", id);
+    snprintf(month, sizeof month, "%d", res->exp_month);
+    snprintf(year, sizeof year, "%d", res->exp_year);
+    const char *last4 = res->last4 && strlen(res->last4) == 4 && strspn(res->last4, "0123456789") == 4 ? res->last4 : NULL;
+    int rc = STORE_OK;
+    if (set_default) {
+        const char *pc[] = {customer_id, gw->name, res->method_ref};
+        rc = store_query(c, &stmt_default_clear_for_save, 3, pc, NULL);
+    }
+    if (rc == STORE_OK && new_customer_ref) {
+        const char *p2[] = {customer_id, gw->name, new_customer_ref};
+        rc = store_query(c, &stmt_gateway_ref_insert, 3, p2, NULL);
+    }
+    const char *p3[] = {id, customer_id, gw->name, res->method_ref, res->brand, last4,
+                        res->exp_month >= 1 && res->exp_month <= 12 ? month : NULL,
+                        res->exp_year > 0 ? year : NULL, set_default ? "true" : "false"};
+    PGresult *r = NULL;
+    if (rc == STORE_OK) rc = store_query(c, &stmt_method_insert, 9, p3, &r);
+    *out = NULL;
+    *foreign = rc == STORE_OK && strcmp(store_val(r, 0, "customer_id"), customer_id) != 0;
+    if (rc == STORE_OK && !*foreign) {
+        char entity[64];
+        snprintf(entity, sizeof entity, "customer:%s", customer_id);
+        *out = json_loads(store_val(r, 0, "j"), 0, NULL);
+        rc = audit_write(c, entity, op_actor(x), "payment_method.saved", x->request_id, NULL, *out);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/*
+ * Saves a provider token as a customer's payment method.
+ *
+ * The provider knows the customer by a reference it creates on the first
+ * save. That first save therefore runs while holding the customer's row
+ * lock, so concurrent first saves create one provider customer, not one
+ * each (the losers would otherwise leave orphans at the provider and their
+ * methods attached to them). Later saves call the provider outside any
+ * transaction and take the lock only to record the result. Holding a pooled
+ * connection across one provider call, once per customer and gateway, is
+ * the price; the lock blocks only that customer.
+ */
 int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, fault *f)
 {
     json_t *jm = in ? json_object_get(in, "payment_method") : NULL;
@@ -161,7 +243,7 @@ int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, f
     json_t *jd = in ? json_object_get(in, "set_default") : NULL;
     if (jd && !json_is_boolean(jd))
         return fault_invalid(f, "parameter_invalid", "set_default", "set_default must be true or false");
-    const char *set_default = json_is_true(jd) ? "true" : "false";
+    const char *token = json_string_value(jm);
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     const char *email = NULL;
@@ -178,74 +260,61 @@ int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, f
         store_release(c);
         return fault_invalid(f, "not_supported", "gateway", "gateway %s cannot save payment methods", gw->name);
     }
+
+    /* The provider reference, read first without a lock: once a customer
+     * has one, a save costs no extra round-trips. Without one, take the
+     * customer lock and read again: a concurrent first save may have just
+     * recorded it; if not, this save creates it, still holding the lock. */
+    const char *p0[] = {customer_id};
     const char *p1[] = {customer_id, gw->name};
     PGresult *r = NULL;
     int rc = store_query(c, &stmt_gateway_ref, 2, p1, &r);
     const char *customer_ref = rc == STORE_OK && PQntuples(r) == 1 ? arena_strdup(x->arena, PQgetvalue(r, 0, 0)) : NULL;
     PQclear(r);
-    store_release(c);
-    if (rc != STORE_OK) return fault_store(f, rc);
-
-    char key[160];
-    snprintf(key, sizeof key, "payd-%s-save-%.64s", customer_id, json_string_value(jm));
-    payd_method_req req = {.struct_size = sizeof req, .customer_ref = customer_ref, .customer_email = email,
-                           .method_ref = json_string_value(jm), .idempotency_key = key};
-    payd_method res = {.struct_size = sizeof res};
-    payd_error e = {0};
-    int mrc = gw->gw.save_method(gw->state, &req, &res, x->arena, &e);
-    e.message[sizeof e.message - 1] = '\0';
-    if (mrc == PAYD_E_DECLINED)
-        return fault_set(f, 402, "card_error", e.failure_code[0] ? arena_strdup(x->arena, e.failure_code) : "card_declined",
-                         "payment_method", "%s", e.message[0] ? e.message : "the card was declined");
-    if (mrc == PAYD_E_INVALID || mrc == PAYD_E_NOTFOUND)
-        return fault_invalid(f, "gateway_rejected", "payment_method", "%s: %s", gw->name,
-                             e.message[0] ? e.message : "the gateway refused the method");
-    if (mrc == PAYD_E_TRANSIENT)
-        return fault_set(f, 503, "api_error", "gateway_unavailable", NULL, "gateway %s did not answer; retry", gw->name);
-    if (mrc != 0 || !res.method_ref)
-        return fault_set(f, 502, "api_error", "gateway_error", NULL, "%s: %s", gw->name,
-                         e.message[0] ? e.message : "the gateway could not save the method");
-
-    char id[IDS_MAX], month[8], year[8];
-    ids_new("pm", id);
-    snprintf(month, sizeof month, "%d", res.exp_month);
-    snprintf(year, sizeof year, "%d", res.exp_year);
-    const char *last4 = res.last4 && strlen(res.last4) == 4 && strspn(res.last4, "0123456789") == 4 ? res.last4 : NULL;
-    c = store_acquire(x->a->db);
-    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    rc = store_begin(c);
-    const char *p0[] = {customer_id};
-    if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
-    if (rc == STORE_OK && json_is_true(jd)) {
-        const char *pc[] = {customer_id, gw->name, res.method_ref};
-        rc = store_query(c, &stmt_default_clear_for_save, 3, pc, NULL);
-    }
-    if (rc == STORE_OK && res.customer_ref && !customer_ref) {
-        const char *p2[] = {customer_id, gw->name, res.customer_ref};
-        rc = store_query(c, &stmt_gateway_ref_insert, 3, p2, NULL);
-    }
-    const char *p3[] = {id, customer_id, gw->name, res.method_ref, res.brand, last4,
-                        res.exp_month >= 1 && res.exp_month <= 12 ? month : NULL,
-                        res.exp_year > 0 ? year : NULL, set_default};
-    if (rc == STORE_OK) rc = store_query(c, &stmt_method_insert, 9, p3, &r);
-    if (rc == STORE_OK && strcmp(store_val(r, 0, "customer_id"), customer_id) != 0) {
-        store_rollback(c);
-        store_release(c);
+    int locked = 0;
+    if (rc == STORE_OK && !customer_ref) {
+        rc = store_begin(c);
+        locked = rc == STORE_OK;
+        if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
+        if (rc == STORE_OK) rc = store_query(c, &stmt_gateway_ref, 2, p1, &r);
+        if (rc == STORE_OK && PQntuples(r) == 1) customer_ref = arena_strdup(x->arena, PQgetvalue(r, 0, 0));
         PQclear(r);
-        return fault_set(f, 409, "invalid_request_error", "method_belongs_to_another_customer", "payment_method",
-                         "this payment method is saved for another customer");
+        if (rc == STORE_OK && customer_ref) {
+            rc = store_commit(c);
+            locked = 0;
+        }
     }
-    if (rc == STORE_OK) {
-        char entity[64];
-        snprintf(entity, sizeof entity, "customer:%s", customer_id);
-        json_t *after = json_loads(store_val(r, 0, "j"), 0, NULL);
-        rc = audit_write(c, entity, op_actor(x), "payment_method.saved", x->request_id, NULL, after);
-        *out = after;
+    if (rc != STORE_OK || !locked) {
+        if (locked) store_rollback(c);
+        store_release(c);
+        c = NULL;
+        if (rc != STORE_OK) return fault_store(f, rc);
     }
-    if (rc == STORE_OK) rc = store_commit(c);
+
+    payd_method res = {.struct_size = sizeof res};
+    if (provider_save(x, gw, customer_id, customer_ref, email, token, &res, f) != 0) {
+        if (c) {
+            store_rollback(c);
+            store_release(c);
+        }
+        return -1;
+    }
+    if (!c) {
+        c = store_acquire(x->a->db);
+        if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+        rc = store_begin(c);
+        if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
+    }
+    int foreign = 0;
+    if (rc == STORE_OK)
+        rc = method_record(x, c, customer_id, gw, json_is_true(jd), customer_ref ? NULL : res.customer_ref, &res, out,
+                           &foreign);
+    if (rc == STORE_OK && !foreign) rc = store_commit(c);
     else store_rollback(c);
     store_release(c);
-    PQclear(r);
+    if (foreign)
+        return fault_set(f, 409, "invalid_request_error", "method_belongs_to_another_customer", "payment_method",
+                         "this payment method is saved for another customer");
     if (rc != STORE_OK) {
         json_decref(*out);
         *out = NULL;

@@ -37,13 +37,9 @@ static void post(const char *path, const char *body, h_resp *r)
 static void customer(const char *user_id, char cus[64])
 {
     char body[160];
-    h_resp r;
 
     snprintf(body, sizeof body, "{\"email\":\"%s@example.com\",\"user_id\":\"%s\"}", user_id, user_id);
-    post("/v1/customers", body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(cus, 64, "%s", h_rstr(&r, "id"));
-    h_resp_free(&r);
+    h_create(&srv, "/v1/customers", srv.merchant_auth, body, 201, cus);
 }
 
 /* Saves `token` for `cus` (extra JSON members may follow); 201 expected,
@@ -176,6 +172,107 @@ static void test_concurrent_default_switches_leave_exactly_one_default(void **st
                      3 * SWITCHERS);
 }
 
+#define SAVERS 12
+
+typedef struct saver {
+    pthread_barrier_t *start;
+    const char *cus;
+    const char *token;
+    long status;
+    int is_default;
+    char body[256]; /* the answer, for the failure message */
+} saver;
+
+static void *saver_main(void *arg)
+{
+    saver *s = arg;
+    char path[128], body[160];
+    h_resp r;
+
+    snprintf(path, sizeof path, "/v1/customers/%s/payment_methods", s->cus);
+    snprintf(body, sizeof body, "{\"payment_method\":\"%s\",\"gateway\":\"mock\",\"set_default\":true}", s->token);
+    pthread_barrier_wait(s->start);
+    if (h_post_json(&srv, path, srv.merchant_auth, NULL, body, &r) == 0) {
+        s->status = r.status;
+        s->is_default = h_rbool(&r, "is_default");
+        snprintf(s->body, sizeof s->body, "%s", r.body ? r.body : "");
+    }
+    h_resp_free(&r);
+    return NULL;
+}
+
+/* Pays a fresh order with saved method `pm` (payd id); the payment must
+ * succeed, which proves the provider knows the method under the customer
+ * reference payd recorded. */
+static void pay_with(const char *pm)
+{
+    char order[64], body[256];
+    h_resp r;
+
+    post("/v1/orders", "{\"currency\":\"USD\",\"items\":[{\"name\":\"Pen\",\"unit_amount\":300}]}", &r);
+    EXPECT_STATUS(&r, 201);
+    snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
+    h_resp_free(&r);
+    snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"%s\",\"confirm\":true}", order, pm);
+    post("/v1/payments", body, &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    h_resp_free(&r);
+}
+
+/* A customer's first save on a gateway creates its customer at the
+ * provider. Concurrent first saves must create exactly one: the first
+ * holds the customer lock across that call and the others, waiting, find
+ * the reference it recorded. Four fresh customers, twelve saves each.
+ *
+ * The derived idempotency key names the provider customer, so the first
+ * save ("new") and the later saves of a token (under the customer's
+ * reference) are different provider calls, while the later saves of one
+ * token replay each other: two cards give three rows. Each row must be
+ * payable, i.e. attached to the provider customer payd recorded. */
+static void test_concurrent_first_saves_create_one_provider_customer_and_keep_one_default(void **state)
+{
+    saver sv[SAVERS];
+    pthread_t threads[SAVERS];
+    pthread_barrier_t start;
+
+    (void)state;
+    for (int round = 0; round < 4; round++) {
+        char cus[64], user[32];
+        snprintf(user, sizeof user, "user_m7_%d", round);
+        customer(user, cus);
+        assert_int_equal(pthread_barrier_init(&start, NULL, SAVERS), 0);
+        for (int i = 0; i < SAVERS; i++) {
+            sv[i] = (saver){.start = &start, .cus = cus, .token = i % 2 ? "pm_card_mastercard" : "pm_card_visa"};
+            assert_int_equal(pthread_create(&threads[i], NULL, saver_main, &sv[i]), 0);
+        }
+        for (int i = 0; i < SAVERS; i++) pthread_join(threads[i], NULL);
+        pthread_barrier_destroy(&start);
+        /* Every save succeeded and each was the default when it answered. */
+        for (int i = 0; i < SAVERS; i++) {
+            if (sv[i].status != 201 || sv[i].is_default != 1) {
+                print_error("round %d, save %d of %s: status %ld, is_default %d: %s\n", round, i, sv[i].token,
+                            sv[i].status, sv[i].is_default, sv[i].body);
+                fail();
+            }
+        }
+        assert_int_equal(sql_int("SELECT count(*) FROM customer_gateways WHERE customer_id = '%s'", cus), 1);
+        assert_int_equal(sql_int("SELECT count(*) FROM payment_methods WHERE customer_id = '%s'", cus), 3);
+        assert_int_equal(defaults_of(cus), 1);
+        for (int i = 0; i < 3; i++) {
+            char sql[192];
+            char *pm;
+
+            snprintf(sql, sizeof sql,
+                     "SELECT id FROM payment_methods WHERE customer_id = '%s' ORDER BY id OFFSET %d LIMIT 1", cus, i);
+            pm = h_sql_value(srv.db_url, sql);
+            assert_non_null(pm);
+            pay_with(pm);
+            free(pm);
+        }
+    }
+}
+
 static void test_deleting_a_method_detaches_it_at_the_provider(void **state)
 {
     char cus[64], pm[64], path[192], body[256], order[64];
@@ -185,7 +282,12 @@ static void test_deleting_a_method_detaches_it_at_the_provider(void **state)
     (void)state;
     customer("user_m4", cus);
     save(cus, "pm_card_visa", NULL, pm, NULL);
-    provider_ref = h_sql_value(srv.db_url, "SELECT provider_ref FROM payment_methods ORDER BY created_at DESC LIMIT 1");
+    {
+        char sql[160];
+
+        snprintf(sql, sizeof sql, "SELECT provider_ref FROM payment_methods WHERE id = '%s'", pm);
+        provider_ref = h_sql_value(srv.db_url, sql);
+    }
     assert_non_null(provider_ref);
     assert_true(strncmp(provider_ref, "mock_pm_", 8) == 0);
 
@@ -207,7 +309,8 @@ static void test_deleting_a_method_detaches_it_at_the_provider(void **state)
     h_resp_free(&r);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"%s\",\"confirm\":true}", order, provider_ref);
     post("/v1/payments", body, &r);
-    assert_true(r.status >= 400 && r.status < 500);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "gateway_rejected", NULL);
+    EXPECT_CONTAINS(h_err_message(&r), "unknown test payment method");
     h_resp_free(&r);
     free(provider_ref);
 
@@ -277,11 +380,12 @@ static void test_paying_with_a_saved_method_by_payd_id_charges_it(void **state)
 
     /* A saved method of one gateway cannot be sent to another. */
     post("/v1/orders", "{\"currency\":\"EUR\",\"items\":[{\"name\":\"Chair\",\"unit_amount\":4500}]}", &r);
+    EXPECT_STATUS(&r, 201);
     snprintf(order, sizeof order, "%s", h_rstr(&r, "id"));
     h_resp_free(&r);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"gateway\":\"nope\",\"payment_method\":\"%s\"}", order, pm);
     post("/v1/payments", body, &r);
-    assert_int_equal(r.status, 400);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "gateway_mismatch", "gateway");
     h_resp_free(&r);
 }
 
@@ -291,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_saved_method_lists_display_data_and_never_the_provider_token),
         cmocka_unit_test(test_saving_with_set_default_moves_the_default),
         cmocka_unit_test(test_concurrent_default_switches_leave_exactly_one_default),
+        cmocka_unit_test(test_concurrent_first_saves_create_one_provider_customer_and_keep_one_default),
         cmocka_unit_test(test_deleting_a_method_detaches_it_at_the_provider),
         cmocka_unit_test(test_another_customers_method_is_404_and_stays),
         cmocka_unit_test(test_paying_with_a_saved_method_by_payd_id_charges_it),
