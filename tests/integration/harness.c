@@ -1205,6 +1205,16 @@ int h_wait_status(const h_payd *p, const char *kind, const char *id, const char 
     return 0;
 }
 
+void h_expect_reaches_at(const h_payd *p, const char *kind, const char *id, const char *want, long timeout_ms,
+                         const char *file, int line)
+{
+    char last[40];
+    if (!h_wait_status(p, kind, id, want, timeout_ms, last)) {
+        print_error("%s %s stayed %s, expected %s within %ld ms\n", kind, id, last, want, timeout_ms);
+        _fail(file, line);
+    }
+}
+
 void h_mock_signature(const char *secret, long long t, const char *body, char *out, size_t len)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];

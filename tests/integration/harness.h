@@ -354,6 +354,9 @@ void h_status_of(const h_payd *p, const char *kind, const char *id, char out[40]
  * timeout_ms. 1 when reached; 0 otherwise, the last status in `last`. */
 int h_wait_status(const h_payd *p, const char *kind, const char *id, const char *want, long timeout_ms,
                   char last[40]);
+/* h_wait_status that fails the running test, naming the last status. */
+void h_expect_reaches_at(const h_payd *p, const char *kind, const char *id, const char *want, long timeout_ms,
+                         const char *file, int line);
 
 /* The header line the mock gateway signs its webhooks with, into out:
  * "Mock-Signature: t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>". */
@@ -420,6 +423,9 @@ json_t *h_fake_requests(const h_payd *fake, const char *method, const char *path
         EXPECT_ERROR(&r_, (status), (type), (code), (param));            \
         h_resp_free(&r_);                                                \
     } while (0)
+/* GET /v1/<kind>/<id> reaches status `want` within timeout_ms. */
+#define EXPECT_REACHES(p, kind, id, want, timeout_ms) \
+    h_expect_reaches_at((p), (kind), (id), (want), (timeout_ms), __FILE__, __LINE__)
 /* The ledger holds exactly `count` rows of `type` for payment `pay_id`, and
  * their amounts sum to `sum`. */
 #define EXPECT_LEDGER(p, pay_id, type, count, sum) \

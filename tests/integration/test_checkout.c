@@ -92,18 +92,9 @@ static void get_obj(const char *kind, const char *id, h_resp *r)
 /* The status string of an order or payment. */
 #define obj_status(kind, id, out) h_status_of(&srv, (kind), (id), (out))
 
-/* Polls GET /v1/payments/ID until its status is `want` (at most POLL_MS).
- * 1 when reached; otherwise 0 and the last status in `last`. */
-#define wait_payment(id, want, last) h_wait_status(&srv, "payments", (id), (want), POLL_MS, (last))
-#define EXPECT_PAYMENT_REACHES(id, want)                                                     \
-    do {                                                                                     \
-        char last_[40];                                                                      \
-        if (!wait_payment((id), (want), last_)) {                                            \
-            print_error("payment %s stayed %s, expected %s within %d ms\n", (id), last_,    \
-                        (want), POLL_MS);                                                    \
-            fail();                                                                          \
-        }                                                                                    \
-    } while (0)
+/* Polls GET /v1/payments/ID until its status is `want` (at most POLL_MS);
+ * fails naming the last status. */
+#define EXPECT_PAYMENT_REACHES(id, want) EXPECT_REACHES(&srv, "payments", (id), (want), POLL_MS)
 
 #define EXPECT_ORDER_STATUS(id, want)         \
     do {                                      \

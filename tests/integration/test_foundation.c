@@ -711,12 +711,14 @@ static void test_log_names_modules_and_never_contains_secrets(void **state)
 }
 
 typedef struct hammer_arg {
+    pthread_barrier_t *start;
     int ok;
 } hammer_arg;
 
 static void *hammer(void *arg)
 {
     hammer_arg *h = arg;
+    pthread_barrier_wait(h->start);
     for (int i = 0; i < 25; i++) {
         h_resp r;
         if (h_get(&srv, i % 2 ? "/healthz" : "/v1/gateways", NULL, &r) == 0 && r.status == 200)
@@ -731,13 +733,19 @@ static void test_concurrent_requests_are_all_answered(void **state)
     (void)state;
     enum { THREADS = 8 };
     pthread_t t[THREADS];
-    hammer_arg args[THREADS] = {{0}};
-    for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, hammer, &args[i]), 0);
+    pthread_barrier_t start;
+    hammer_arg args[THREADS];
+    assert_int_equal(pthread_barrier_init(&start, NULL, THREADS), 0);
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (hammer_arg){.start = &start};
+        assert_int_equal(pthread_create(&t[i], NULL, hammer, &args[i]), 0);
+    }
     int total = 0;
     for (int i = 0; i < THREADS; i++) {
         pthread_join(t[i], NULL);
         total += args[i].ok;
     }
+    pthread_barrier_destroy(&start);
     assert_int_equal(total, THREADS * 25);
     assert_int_equal(h_payd_alive(&srv), 1);
 }
@@ -748,6 +756,7 @@ static void test_concurrent_requests_are_all_answered(void **state)
 
 typedef struct migrate_run {
     h_payd *p;
+    pthread_barrier_t *start; /* NULL: run at once */
     int rc;
     char out[OUT_LEN];
 } migrate_run;
@@ -756,6 +765,7 @@ static void *migrate_thread(void *arg)
 {
     migrate_run *m = arg;
     const char *args[] = {"migrate", NULL};
+    if (m->start) pthread_barrier_wait(m->start);
     m->rc = h_payd_cli(m->p, args, m->out, sizeof m->out);
     return NULL;
 }
@@ -775,10 +785,14 @@ static void test_concurrent_migrate_on_fresh_database_both_succeed_once(void **s
     globfree(&g);
     assert_true(files >= 1);
 
-    migrate_run runs[2] = {{.p = &p}, {.p = &p}};
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+    migrate_run runs[2] = {{.p = &p, .start = &start}, {.p = &p, .start = &start}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, migrate_thread, &runs[i]), 0);
     for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    runs[0].start = NULL;
     for (int i = 0; i < 2; i++) {
         if (runs[i].rc != 0) print_error("migrate %d exited %d:\n%s\n", i, runs[i].rc, runs[i].out);
         assert_int_equal(runs[i].rc, 0);

@@ -33,19 +33,6 @@ static h_payd srv;
 /* Helpers.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Fails the test unless `haystack` contains `needle`. */
-#define EXPECT_HAS(haystack, needle) expect_has((haystack), (needle), 1, __LINE__)
-#define EXPECT_HAS_NOT(haystack, needle) expect_has((haystack), (needle), 0, __LINE__)
-static void expect_has(const char *haystack, const char *needle, int want, int line)
-{
-    int has = haystack && strstr(haystack, needle) != NULL;
-    if (has != want) {
-        print_error("test_invoices.c:%d: expected the text %s \"%s\"; it is:\n%.4000s\n", line,
-                    want ? "to contain" : "not to contain", needle, haystack ? haystack : "(null)");
-        fail();
-    }
-}
-
 /* POST /v1/orders with `body` as `auth`; copies the id and number. */
 static void create_order(const char *auth, const char *body, char id[64], char number[64])
 {
@@ -89,29 +76,29 @@ static char *invoice_html(const char *order, char number[64])
     EXPECT_STR(h_resp_header(&r, "Content-Type"), "text/html; charset=utf-8");
     const char *n = h_resp_header(&r, "Invoice-Number");
     assert_non_null(n);
-    EXPECT_HAS(r.body, n);
+    EXPECT_CONTAINS(r.body, n);
     if (number) snprintf(number, 64, "%s", n);
     char *body = strdup(r.body);
     h_resp_free(&r);
     return body;
 }
 
-/* "INV-<this year>-" for today (UTC), as payd numbers invoices. */
-static void year_prefix(char out[32])
+/* The year of an issued invoice, as payd stored it when it issued it (the
+ * database's UTC year then; the test's own clock could already be in the
+ * next year). */
+static long long invoice_year(const char *number)
 {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    snprintf(out, 32, "INV-%04d-", tm.tm_year + 1900);
+    return sql_int("SELECT year FROM invoices WHERE number = '%s'", number);
 }
 
 /* The sequence part of an invoice number, checking its shape
- * INV-YYYY-NNNNNN. */
+ * INV-YYYY-NNNNNN with YYYY the year it was issued in. */
 static long long invoice_seq(const char *number)
 {
     char prefix[32];
-    year_prefix(prefix);
-    if (strncmp(number, prefix, strlen(prefix)) != 0 || strlen(number) != strlen(prefix) + 6) {
+    snprintf(prefix, sizeof prefix, "INV-%04lld-", invoice_year(number));
+    if (strncmp(number, prefix, strlen(prefix)) != 0 || strlen(number) != strlen(prefix) + 6 ||
+        strspn(number + strlen(prefix), "0123456789") != 6) {
         print_error("invoice number '%s' is not %sNNNNNN\n", number, prefix);
         fail();
     }
@@ -188,27 +175,27 @@ static void test_paid_usd_invoice_shows_seller_order_items_totals_and_payment(vo
     pay(order, pay_id);
     char *html = invoice_html(order, inv);
     invoice_seq(inv);
-    EXPECT_HAS(html, number);
-    EXPECT_HAS(html, "Leaf &amp; Cup Ltd");
-    EXPECT_HAS(html, "1 Tea Street<br>");
-    EXPECT_HAS(html, "Springfield 12345<br>");
-    EXPECT_HAS(html, "GB123456789");
-    EXPECT_HAS(html, "Ann Buyer<br>");
-    EXPECT_HAS(html, "ann@example.com");
-    EXPECT_HAS(html, "Green tea <small>(GT-1)</small>");
-    EXPECT_HAS(html, "USD 12.50");  /* unit price */
-    EXPECT_HAS(html, "USD 25.00");  /* line */
-    EXPECT_HAS(html, "USD 9.99");
-    EXPECT_HAS(html, "<td class=\"num\">USD 34.99</td>"); /* subtotal */
-    EXPECT_HAS(html, "<td class=\"num\">USD 2.80</td>");  /* tax */
-    EXPECT_HAS(html, "<td class=\"num\">USD 5.00</td>");  /* shipping */
-    EXPECT_HAS(html, "<tr class=\"grand\"><td>Total</td><td class=\"num\">USD 42.79</td>");
-    EXPECT_HAS(html, pay_id);
-    EXPECT_HAS(html, "class=\"mark paid\">PAID</span>");
-    EXPECT_HAS(html, "No refunds.");
-    EXPECT_HAS(html, "Thank you for your business.");
-    EXPECT_HAS_NOT(html, "Balance due");
-    EXPECT_HAS_NOT(html, "{{");
+    EXPECT_CONTAINS(html, number);
+    EXPECT_CONTAINS(html, "Leaf &amp; Cup Ltd");
+    EXPECT_CONTAINS(html, "1 Tea Street<br>");
+    EXPECT_CONTAINS(html, "Springfield 12345<br>");
+    EXPECT_CONTAINS(html, "GB123456789");
+    EXPECT_CONTAINS(html, "Ann Buyer<br>");
+    EXPECT_CONTAINS(html, "ann@example.com");
+    EXPECT_CONTAINS(html, "Green tea <small>(GT-1)</small>");
+    EXPECT_CONTAINS(html, "USD 12.50");  /* unit price */
+    EXPECT_CONTAINS(html, "USD 25.00");  /* line */
+    EXPECT_CONTAINS(html, "USD 9.99");
+    EXPECT_CONTAINS(html, "<td class=\"num\">USD 34.99</td>"); /* subtotal */
+    EXPECT_CONTAINS(html, "<td class=\"num\">USD 2.80</td>");  /* tax */
+    EXPECT_CONTAINS(html, "<td class=\"num\">USD 5.00</td>");  /* shipping */
+    EXPECT_CONTAINS(html, "<tr class=\"grand\"><td>Total</td><td class=\"num\">USD 42.79</td>");
+    EXPECT_CONTAINS(html, pay_id);
+    EXPECT_CONTAINS(html, "class=\"mark paid\">PAID</span>");
+    EXPECT_CONTAINS(html, "No refunds.");
+    EXPECT_CONTAINS(html, "Thank you for your business.");
+    EXPECT_NOT_CONTAINS(html, "Balance due");
+    EXPECT_NOT_CONTAINS(html, "{{");
     free(html);
 }
 
@@ -229,14 +216,14 @@ static void test_refund_is_listed_and_marks_invoice_partially_refunded(void **st
     h_resp_free(&r);
 
     char *html = invoice_html(order, NULL);
-    EXPECT_HAS(html, number);
-    EXPECT_HAS(html, refund_id);
-    EXPECT_HAS(html, "succeeded (requested_by_customer)");
-    EXPECT_HAS(html, "USD 15.00");
-    EXPECT_HAS(html, "USD 40.00");
-    EXPECT_HAS(html, pay_id);
-    EXPECT_HAS(html, "PARTIALLY REFUNDED</span>");
-    EXPECT_HAS_NOT(html, "No refunds.");
+    EXPECT_CONTAINS(html, number);
+    EXPECT_CONTAINS(html, refund_id);
+    EXPECT_CONTAINS(html, "succeeded (requested_by_customer)");
+    EXPECT_CONTAINS(html, "USD 15.00");
+    EXPECT_CONTAINS(html, "USD 40.00");
+    EXPECT_CONTAINS(html, pay_id);
+    EXPECT_CONTAINS(html, "PARTIALLY REFUNDED</span>");
+    EXPECT_NOT_CONTAINS(html, "No refunds.");
     free(html);
 }
 
@@ -249,12 +236,12 @@ static void test_jpy_and_kwd_amounts_follow_the_currency_exponent(void **state)
                  order, number);
     pay(order, pay_id);
     char *html = invoice_html(order, NULL);
-    EXPECT_HAS(html, number);
-    EXPECT_HAS(html, "JPY 500<");
-    EXPECT_HAS(html, "JPY 1500<");
-    EXPECT_HAS(html, "JPY 50<");
-    EXPECT_HAS(html, "<tr class=\"grand\"><td>Total</td><td class=\"num\">JPY 1550</td>");
-    EXPECT_HAS_NOT(html, "JPY 5.00");
+    EXPECT_CONTAINS(html, number);
+    EXPECT_CONTAINS(html, "JPY 500<");
+    EXPECT_CONTAINS(html, "JPY 1500<");
+    EXPECT_CONTAINS(html, "JPY 50<");
+    EXPECT_CONTAINS(html, "<tr class=\"grand\"><td>Total</td><td class=\"num\">JPY 1550</td>");
+    EXPECT_NOT_CONTAINS(html, "JPY 5.00");
     free(html);
 
     create_order(srv.merchant_auth,
@@ -262,12 +249,12 @@ static void test_jpy_and_kwd_amounts_follow_the_currency_exponent(void **state)
                  order, number);
     pay(order, pay_id);
     html = invoice_html(order, NULL);
-    EXPECT_HAS(html, number);
-    EXPECT_HAS(html, "KWD 1.234<");
-    EXPECT_HAS(html, "KWD 2.468<");
-    EXPECT_HAS(html, "KWD 0.005<");
-    EXPECT_HAS(html, "<tr class=\"grand\"><td>Total</td><td class=\"num\">KWD 2.473</td>");
-    EXPECT_HAS(html, pay_id);
+    EXPECT_CONTAINS(html, number);
+    EXPECT_CONTAINS(html, "KWD 1.234<");
+    EXPECT_CONTAINS(html, "KWD 2.468<");
+    EXPECT_CONTAINS(html, "KWD 0.005<");
+    EXPECT_CONTAINS(html, "<tr class=\"grand\"><td>Total</td><td class=\"num\">KWD 2.473</td>");
+    EXPECT_CONTAINS(html, pay_id);
     free(html);
 }
 
@@ -278,11 +265,11 @@ static void test_unpaid_order_invoice_is_rendered_marked_unpaid_with_balance_due
     create_order(srv.merchant_auth, "{\"currency\":\"USD\",\"items\":[{\"name\":\"Teapot\",\"unit_amount\":2999}]}",
                  order, number);
     char *html = invoice_html(order, NULL);
-    EXPECT_HAS(html, number);
-    EXPECT_HAS(html, "class=\"mark unpaid\">UNPAID</span>");
-    EXPECT_HAS(html, "<tr class=\"grand\"><td>Balance due</td><td class=\"num\">USD 29.99</td>");
-    EXPECT_HAS(html, "No payment received.");
-    EXPECT_HAS_NOT(html, ">PAID<");
+    EXPECT_CONTAINS(html, number);
+    EXPECT_CONTAINS(html, "class=\"mark unpaid\">UNPAID</span>");
+    EXPECT_CONTAINS(html, "<tr class=\"grand\"><td>Balance due</td><td class=\"num\">USD 29.99</td>");
+    EXPECT_CONTAINS(html, "No payment received.");
+    EXPECT_NOT_CONTAINS(html, ">PAID<");
     free(html);
 }
 
@@ -295,11 +282,11 @@ static void test_hostile_item_name_is_html_escaped(void **state)
                  "\"customer_email\":\"\\\"><img src=x>@example.com\"}",
                  order, number);
     char *html = invoice_html(order, NULL);
-    EXPECT_HAS(html, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;");
-    EXPECT_HAS(html, "&quot;&gt;&lt;img src=x&gt;@example.com");
-    EXPECT_HAS_NOT(html, "<script>");
-    EXPECT_HAS_NOT(html, "<img");
-    EXPECT_HAS_NOT(html, "<b>");
+    EXPECT_CONTAINS(html, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;");
+    EXPECT_CONTAINS(html, "&quot;&gt;&lt;img src=x&gt;@example.com");
+    EXPECT_NOT_CONTAINS(html, "<script>");
+    EXPECT_NOT_CONTAINS(html, "<img");
+    EXPECT_NOT_CONTAINS(html, "<b>");
     free(html);
 }
 
@@ -331,17 +318,17 @@ static void test_pdf_is_a_real_pdf_that_pdftotext_reads_back(void **state)
     EXPECT_STR(h_resp_header(&r, "Content-Disposition"), disposition);
     char *text = pdf_text(&r);
     h_resp_free(&r);
-    EXPECT_HAS(text, number);
-    EXPECT_HAS(text, inv);
-    EXPECT_HAS(text, "USD 42.79");
-    EXPECT_HAS(text, "USD 34.99");
-    EXPECT_HAS(text, "Grüner Tee");
-    EXPECT_HAS(text, "Leaf & Cup Ltd");
-    EXPECT_HAS(text, "PAID");
-    EXPECT_HAS_NOT(text, "UNPAID");
-    EXPECT_HAS_NOT(text, "Balance due");
-    EXPECT_HAS(text, pay_id);
-    EXPECT_HAS(text, "Page 1");
+    EXPECT_CONTAINS(text, number);
+    EXPECT_CONTAINS(text, inv);
+    EXPECT_CONTAINS(text, "USD 42.79");
+    EXPECT_CONTAINS(text, "USD 34.99");
+    EXPECT_CONTAINS(text, "Grüner Tee");
+    EXPECT_CONTAINS(text, "Leaf & Cup Ltd");
+    EXPECT_CONTAINS(text, "PAID");
+    EXPECT_NOT_CONTAINS(text, "UNPAID");
+    EXPECT_NOT_CONTAINS(text, "Balance due");
+    EXPECT_CONTAINS(text, pay_id);
+    EXPECT_CONTAINS(text, "Page 1");
     free(text);
 }
 
@@ -368,14 +355,14 @@ static void test_pdf_of_unpaid_order_with_many_items_runs_over_pages(void **stat
     assert_memory_equal(r.body, "%PDF", 4);
     char *text = pdf_text(&r);
     h_resp_free(&r);
-    EXPECT_HAS(text, number);
-    EXPECT_HAS(text, "UNPAID");
-    EXPECT_HAS(text, "Balance due");
-    EXPECT_HAS(text, "Item number 001");
-    EXPECT_HAS(text, "Item number 100");
-    EXPECT_HAS(text, "Page 2");
-    EXPECT_HAS(text, "(continued)");
-    EXPECT_HAS(text, "USD 150.50"); /* 101 + 102 + ... + 200 cents */
+    EXPECT_CONTAINS(text, number);
+    EXPECT_CONTAINS(text, "UNPAID");
+    EXPECT_CONTAINS(text, "Balance due");
+    EXPECT_CONTAINS(text, "Item number 001");
+    EXPECT_CONTAINS(text, "Item number 100");
+    EXPECT_CONTAINS(text, "Page 2");
+    EXPECT_CONTAINS(text, "(continued)");
+    EXPECT_CONTAINS(text, "USD 150.50"); /* 101 + 102 + ... + 200 cents */
     free(text);
 }
 
@@ -402,7 +389,7 @@ static void test_same_order_keeps_one_invoice_number_issued_once(void **state)
     pay(order, pay_id);
     char *html = invoice_html(order, again);
     EXPECT_STR(again, first);
-    EXPECT_HAS(html, ">PAID<");
+    EXPECT_CONTAINS(html, ">PAID<");
     free(html);
 
     assert_int_equal(sql_int("SELECT count(*) FROM invoices WHERE order_id = '%s'", order), 1);
@@ -415,13 +402,14 @@ static void test_same_order_keeps_one_invoice_number_issued_once(void **state)
                              order, first),
                      1);
     char inv_id[64];
-    char *v = h_sql_value(srv.db_url, "SELECT id FROM invoices ORDER BY issued_at DESC, seq DESC LIMIT 1");
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT id FROM invoices WHERE order_id = '%s'", order);
+    char *v = h_sql_value(srv.db_url, sql);
     assert_non_null(v);
     snprintf(inv_id, sizeof inv_id, "%s", v);
     free(v);
     assert_int_equal(h_events_of(&srv, inv_id, "invoice.issued"), 1);
     /* An issued invoice cannot be changed or removed. */
-    char sql[256];
     snprintf(sql, sizeof sql, "UPDATE invoices SET number = 'INV-X' WHERE order_id = '%s'", order);
     assert_int_not_equal(h_sql_exec(srv.db_url, sql), 0);
     snprintf(sql, sizeof sql, "DELETE FROM invoices WHERE order_id = '%s'", order);
@@ -488,8 +476,12 @@ static void test_concurrent_first_renders_get_distinct_consecutive_numbers(void 
     }
     racer racers[RACERS];
     race(orders, racers);
-    long long seqs[RACERS];
-    for (int i = 0; i < RACERS; i++) seqs[i] = invoice_seq(racers[i].number);
+    long long seqs[RACERS], year = invoice_year(racers[0].number);
+    for (int i = 0; i < RACERS; i++) {
+        seqs[i] = invoice_seq(racers[i].number);
+        /* A run across New Year's midnight (UTC) restarts the count. */
+        if (invoice_year(racers[i].number) != year) skip();
+    }
     qsort(seqs, RACERS, sizeof seqs[0], cmp_ll);
     for (int i = 1; i < RACERS; i++) {
         if (seqs[i] != seqs[i - 1] + 1) {
@@ -497,16 +489,14 @@ static void test_concurrent_first_renders_get_distinct_consecutive_numbers(void 
             fail();
         }
     }
-    /* Every invoice of the year so far, in this fresh database: 1..N with
+    /* Every invoice of that year so far, in this fresh database: 1..N with
      * no gap and no duplicate, and the counter agrees. */
-    long long n = sql_int("SELECT count(*) FROM invoices");
+    long long n = sql_int("SELECT count(*) FROM invoices WHERE year = %lld", year);
     assert_true(n >= RACERS);
-    assert_int_equal(sql_int("SELECT count(DISTINCT seq) FROM invoices"), n);
-    assert_int_equal(sql_int("SELECT min(seq) FROM invoices"), 1);
-    assert_int_equal(sql_int("SELECT max(seq) FROM invoices"), n);
-    assert_int_equal(sql_int("SELECT last_number FROM invoice_counters"
-                             " WHERE year = extract(year FROM now() AT TIME ZONE 'UTC')"),
-                     n);
+    assert_int_equal(sql_int("SELECT count(DISTINCT seq) FROM invoices WHERE year = %lld", year), n);
+    assert_int_equal(sql_int("SELECT min(seq) FROM invoices WHERE year = %lld", year), 1);
+    assert_int_equal(sql_int("SELECT max(seq) FROM invoices WHERE year = %lld", year), n);
+    assert_int_equal(sql_int("SELECT last_number FROM invoice_counters WHERE year = %lld", year), n);
 }
 
 static void test_concurrent_renders_of_one_order_share_one_number(void **state)
@@ -524,7 +514,9 @@ static void test_concurrent_renders_of_one_order_share_one_number(void **state)
     for (int i = 1; i < RACERS; i++) EXPECT_STR(racers[i].number, racers[0].number);
     assert_int_equal(sql_int("SELECT count(*) FROM invoices WHERE order_id = '%s'", order), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM invoices"), before + 1);
-    assert_int_equal(invoice_seq(racers[0].number), before + 1);
+    /* The newest number of its year. */
+    assert_int_equal(invoice_seq(racers[0].number),
+                     sql_int("SELECT max(seq) FROM invoices WHERE year = %lld", invoice_year(racers[0].number)));
     assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'order:%s' AND action = 'invoice.issued'",
                              order),
                      1);
@@ -585,7 +577,7 @@ static void test_end_user_sees_only_their_own_invoice(void **state)
 
     get_invoice(order, NULL, alice, &r);
     EXPECT_STATUS(&r, 200);
-    EXPECT_HAS(r.body, number);
+    EXPECT_CONTAINS(r.body, number);
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT count(*) FROM invoices WHERE order_id = '%s' AND issued_by = 'user:alice'", order),
                      1);
@@ -635,7 +627,7 @@ static void test_check_config_reports_missing_and_broken_templates_with_file_and
     assert_int_equal(check_config("seller_name = Shop\ntemplate = /nonexistent/invoice.html\n", &p, out, sizeof out), 1);
     snprintf(want, sizeof want, "%s:%d: [invoice] template: /nonexistent/invoice.html: cannot read the template",
              p.conf_path, line_of(p.conf_path, "template ="));
-    EXPECT_HAS(out, want);
+    EXPECT_CONTAINS(out, want);
 
     assert_int_equal(h_tmpdir(dir, sizeof dir), 0);
     snprintf(tpl, sizeof tpl, "%s/bad.html", dir);
@@ -644,17 +636,17 @@ static void test_check_config_reports_missing_and_broken_templates_with_file_and
     snprintf(section, sizeof section, "template = %s\n", tpl);
     assert_int_equal(check_config(section, &p, out, sizeof out), 1);
     snprintf(want, sizeof want, "%s:3: {{#items}} is never closed with {{/items}}", tpl);
-    EXPECT_HAS(out, want);
+    EXPECT_CONTAINS(out, want);
 
     assert_int_equal(h_write_file(tpl, "<p>{{order.number}}</p>\n<p>{{order.colour}}</p>\n"), 0);
     assert_int_equal(check_config(section, &p, out, sizeof out), 1);
     snprintf(want, sizeof want, "%s:2: unknown placeholder {{order.colour}}", tpl);
-    EXPECT_HAS(out, want);
+    EXPECT_CONTAINS(out, want);
 
     assert_int_equal(check_config("seller_fax = 123\n", &p, out, sizeof out), 1);
     snprintf(want, sizeof want, "%s:%d: unknown key 'seller_fax' in [invoice]", p.conf_path,
              line_of(p.conf_path, "seller_fax"));
-    EXPECT_HAS(out, want);
+    EXPECT_CONTAINS(out, want);
 
     /* A good template and the shipped default both pass. */
     assert_int_equal(h_write_file(tpl, "<p>{{order.number}} {{#items}}{{name}}{{/items}}</p>\n"), 0);
@@ -680,8 +672,8 @@ static void test_default_template_is_found_in_the_installed_layout(void **state)
     snprintf(cmd, sizeof cmd, "mkdir -p '%s/bin' && cp '%s' '%s/bin/payd' && cd / && '%s/bin/payd' check-config '%s'",
              prefix, h_payd_bin(), prefix, prefix, p.conf_path);
     assert_int_equal(h_sh(cmd, out, sizeof out), 1);
-    EXPECT_HAS(out, "[invoice] template is not set and the shipped template is in neither");
-    EXPECT_HAS(out, "/bin/../share/payd/templates/invoice.html");
+    EXPECT_CONTAINS(out, "[invoice] template is not set and the shipped template is in neither");
+    EXPECT_CONTAINS(out, "/bin/../share/payd/templates/invoice.html");
 
     snprintf(cmd, sizeof cmd,
              "mkdir -p '%s/share/payd/templates' && cp '%s/templates/invoice.html' '%s/share/payd/templates/' &&"
@@ -690,7 +682,7 @@ static void test_default_template_is_found_in_the_installed_layout(void **state)
     int rc = h_sh(cmd, out, sizeof out);
     if (rc != 0) print_error("%s\n", out);
     assert_int_equal(rc, 0);
-    EXPECT_HAS(out, ": ok");
+    EXPECT_CONTAINS(out, ": ok");
 }
 
 int main(void)

@@ -336,6 +336,7 @@ static void test_approving_more_than_the_order_total_is_400(void **state)
     EXPECT_REVIEW_REFUSED(pay_id, "approve", "{\"amount\":\"25.00\"}", 400, "amount_invalid", "amount");
     EXPECT_REVIEW_REFUSED(pay_id, "approve", "{\"received\":true}", 400, "parameter_unknown", "received");
     EXPECT_REVIEW_REFUSED(pay_id, "reject", "{\"amount\":100}", 400, "parameter_unknown", "amount");
+    EXPECT_REVIEW_REFUSED(pay_id, "reject", "{\"note\":\"\"}", 400, "parameter_invalid", "note");
     /* Nothing moved. */
     expect_payment(pay_id, "requires_action", 0);
     expect_order(order, "payment_pending", 0);
@@ -382,10 +383,10 @@ static void test_only_admins_decide_and_unknown_payments_are_404(void **state)
     manual_payment(300, "bank_transfer", order, pay_id);
     h_resp r;
     review(pay_id, "approve", srv.merchant_auth, NULL, &r);
-    EXPECT_STATUS(&r, 403);
+    EXPECT_ERROR(&r, 403, "permission_error", "insufficient_role", NULL);
     h_resp_free(&r);
     review(pay_id, "approve", NULL, NULL, &r);
-    EXPECT_STATUS(&r, 401);
+    EXPECT_ERROR(&r, 401, "authentication_error", "missing_credentials", NULL);
     h_resp_free(&r);
     EXPECT_REVIEW_REFUSED("pay_doesnotexist", "approve", NULL, 404, "resource_missing", NULL);
     expect_payment(pay_id, "requires_action", 0);

@@ -446,9 +446,8 @@ static void test_bad_ranges_and_group_by_answer_400_in_the_error_shape(void **st
     assert_int_equal(json_array_size(h_jpath(r.json, "data")), 0);
     h_resp_free(&r);
     /* Admins only. */
-    get("/v1/admin/reports/summary?from=2026-01-01&to=2026-01-02", srv.merchant_auth, &r);
-    EXPECT_STATUS(&r, 403);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/admin/reports/summary?from=2026-01-01&to=2026-01-02", srv.merchant_auth,
+                     403, "permission_error", "insufficient_role", NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -554,12 +553,8 @@ static void test_admin_orders_lists_every_users_orders_with_filters_and_pages(vo
     assert_int_equal(seen, total);
 
     /* Admins only: a merchant key and an end user are refused. */
-    get("/v1/admin/orders", srv.merchant_auth, &r);
-    EXPECT_STATUS(&r, 403);
-    h_resp_free(&r);
-    get("/v1/admin/orders", alice, &r);
-    EXPECT_STATUS(&r, 403);
-    h_resp_free(&r);
+    EXPECT_GET_ERROR(&srv, "/v1/admin/orders", srv.merchant_auth, 403, "permission_error", "insufficient_role", NULL);
+    EXPECT_GET_ERROR(&srv, "/v1/admin/orders", alice, 403, "permission_error", "insufficient_role", NULL);
     free(alice_jwt);
     free(bob_jwt);
 }
@@ -667,6 +662,34 @@ static void test_reconcile_in_process_asks_its_own_modules_and_usage_errors_exit
     unsetenv("PAYD_ADMIN_KEY");
 }
 
+/* `payd reconcile` renders no invoice: a template that does not load (which
+ * stops serve and check-config) must not stop it. */
+static void test_reconcile_in_process_runs_without_a_loadable_invoice_template(void **state)
+{
+    (void)state;
+    static char out[65536], err[16384];
+    char conf[PATH_MAX + 64], text[65536];
+    snprintf(conf, sizeof conf, "%s.no-invoice", srv.conf_path);
+    FILE *in = fopen(srv.conf_path, "r");
+    assert_non_null(in);
+    size_t n = fread(text, 1, sizeof text - 1, in);
+    fclose(in);
+    text[n] = '\0';
+    FILE *o = fopen(conf, "w");
+    assert_non_null(o);
+    fprintf(o, "%s\n[invoice]\ntemplate = /nonexistent/invoice.html\n", text);
+    fclose(o);
+
+    const char *check[] = {"check-config", conf, NULL};
+    assert_int_not_equal(run_payd(check, out, sizeof out, err, sizeof err), 0);
+    assert_non_null(strstr(err, "/nonexistent/invoice.html"));
+    const char *empty[] = {"reconcile", "-c", conf, "--gateway", "mock",
+                           "--from", "2020-01-01", "--to", "2020-01-02", NULL};
+    assert_int_equal(run_payd(empty, out, sizeof out, err, sizeof err), 0);
+    assert_non_null(strstr(err, "0 payments"));
+    unlink(conf);
+}
+
 int main(void)
 {
     if (h_init() != 0) return 1;
@@ -679,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_admin_orders_lists_every_users_orders_with_filters_and_pages),
         cmocka_unit_test(test_reconcile_is_clean_until_the_mock_is_changed_then_names_each_mismatch),
         cmocka_unit_test(test_reconcile_in_process_asks_its_own_modules_and_usage_errors_exit_2),
+        cmocka_unit_test(test_reconcile_in_process_runs_without_a_loadable_invoice_template),
     };
     return cmocka_run_group_tests(tests, setup, h_group_stop);
 }

@@ -105,33 +105,9 @@ static void pay(const char *gateway, const char *ord, const char *pm,
     payd_call("POST", "/v1/payments", srv.merchant_auth, body, NULL, r);
 }
 
-static void payment_status(const char *id, char out[40])
-{
-    char path[128];
-    h_resp r;
-
-    snprintf(path, sizeof path, "/v1/payments/%s", id);
-    payd_call("GET", path, srv.admin_auth, NULL, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    snprintf(out, 40, "%s", h_rstr(&r, "status") ? h_rstr(&r, "status") : "(none)");
-    h_resp_free(&r);
-}
-
+#define payment_status(id, out) h_status_of(&srv, "payments", (id), (out))
 /* Poll until payment `id` is `want`; fail naming the last status. */
-static void wait_payment(const char *id, const char *want)
-{
-    int64_t deadline = h_now_ms() + POLL_MS;
-    char last[40];
-
-    do {
-        payment_status(id, last);
-        if (strcmp(last, want) == 0)
-            return;
-        h_sleep_ms(100);
-    } while (h_now_ms() < deadline);
-    print_error("payment %s stayed %s, expected %s\n", id, last, want);
-    fail();
-}
+#define wait_payment(id, want) EXPECT_REACHES(&srv, "payments", (id), (want), POLL_MS)
 
 static long long sql_ll(const char *fmt, const char *arg)
 {

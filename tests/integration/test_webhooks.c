@@ -303,6 +303,10 @@ static void test_review_queue_lists_a_flagged_payment_until_an_admin_resolves_it
     char path[160];
     snprintf(path, sizeof path, "/v1/admin/payments/%s/resolve_review", first);
     EXPECT_POST_ERROR(&srv, path, srv.admin_auth, "{}", 400, "invalid_request_error", "parameter_missing", "note");
+    EXPECT_POST_ERROR(&srv, path, srv.admin_auth, "{\"note\":null}", 400, "invalid_request_error", "parameter_invalid",
+                      "note");
+    EXPECT_POST_ERROR(&srv, path, srv.admin_auth, "{\"note\":\"x\",\"amount\":1}", 400, "invalid_request_error",
+                      "parameter_unknown", "amount");
     post(path, srv.merchant_auth, "{\"note\":\"refunded at the provider\"}", &r);
     EXPECT_STATUS(&r, 403);
     h_resp_free(&r);
@@ -462,6 +466,7 @@ static void test_same_webhook_three_times_is_applied_once_then_duplicate(void **
 #define RACERS 8
 typedef struct racer {
     const char *body;
+    pthread_barrier_t *start;
     char sig[256];
     long status;
     char outcome[32];
@@ -474,6 +479,7 @@ static void *race_post(void *arg)
     h_req req = {.method = "POST", .path = "/v1/webhooks/mock", .content_type = "application/json",
                  .body = rc->body, .headers = headers};
     h_resp r;
+    pthread_barrier_wait(rc->start);
     if (h_request_ex(&srv, &req, &r) == 0) {
         rc->status = r.status;
         snprintf(rc->outcome, sizeof rc->outcome, "%s", h_json_str(&r, "status") ? h_json_str(&r, "status") : "");
@@ -493,9 +499,12 @@ static void test_concurrent_redeliveries_apply_exactly_once(void **state)
 
     racer rs[RACERS];
     pthread_t th[RACERS];
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, RACERS), 0);
     for (int i = 0; i < RACERS; i++) {
         memset(&rs[i], 0, sizeof rs[i]);
         rs[i].body = body;
+        rs[i].start = &start;
         mock_sign(SECRET, (long long)time(NULL), body, rs[i].sig, sizeof rs[i].sig);
         assert_int_equal(pthread_create(&th[i], NULL, race_post, &rs[i]), 0);
     }
@@ -506,6 +515,7 @@ static void test_concurrent_redeliveries_apply_exactly_once(void **state)
         applied += strcmp(rs[i].outcome, "applied") == 0;
         duplicate += strcmp(rs[i].outcome, "duplicate") == 0;
     }
+    pthread_barrier_destroy(&start);
     assert_int_equal(applied, 1);
     assert_int_equal(duplicate, RACERS - 1);
     EXPECT_LEDGER(&srv, pay_id, "charge", 1, 4200);

@@ -39,7 +39,8 @@ A request for an operation none of the files describe is a violation.
 Every violation is printed on its own line as
     METHOD PATH [#seq]: <where in the body>: <what is wrong>
 then a summary line. Exit status: 0 when all bodies are valid, 1 when any
-violation was found, 2 on a usage or input error.
+violation was found or no request was checked at all (an empty record set
+proves nothing), 2 on a usage or input error.
 """
 import json
 import re
@@ -375,6 +376,9 @@ def main(argv):
         violations += len([e for e in errors if not e.startswith("    ")])
     print("validate_paypal: %d request(s) checked against the OpenAPI files, %d violation(s)"
           % (checked, violations))
+    if checked == 0:
+        print("validate_paypal: no request was checked")
+        return 1
     return 1 if violations else 0
 
 
