@@ -69,7 +69,13 @@ STORE_STMT(stmt_method_get,
            " " METHOD_JSON " AS j FROM payment_methods m JOIN customers c ON c.id = m.customer_id"
            " LEFT JOIN customer_gateways g ON g.customer_id = m.customer_id AND g.gateway = m.gateway"
            " WHERE m.id = $1");
-STORE_STMT(stmt_method_delete, "DELETE FROM payment_methods WHERE id = $1 AND customer_id = $2");
+STORE_STMT(stmt_method_delete,
+           "DELETE FROM payment_methods WHERE id = $1 AND customer_id = $2 RETURNING is_default");
+/* After the default is deleted, the newest remaining method (if any) takes
+ * its place: a customer with methods always has exactly one default. */
+STORE_STMT(stmt_default_promote,
+           "UPDATE payment_methods m SET is_default = true WHERE m.id = (SELECT id FROM payment_methods"
+           " WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1) RETURNING " METHOD_JSON " AS j");
 STORE_STMT(stmt_default_clear,
            "UPDATE payment_methods SET is_default = false WHERE customer_id = $1 AND is_default AND id <> $2");
 STORE_STMT(stmt_default_set,
@@ -361,6 +367,13 @@ static int method_visible(op_ctx *x, store_conn *c, const char *customer_id, con
     return 0;
 }
 
+/*
+ * Deletes a saved method: detached at the provider first (outside any
+ * transaction; a provider that no longer knows it is fine), then removed
+ * under the customer lock. Of concurrent deletes one answers 200 and the
+ * others 404, with one audit row. Deleting the default hands the default
+ * to the newest remaining method, audited as a default switch.
+ */
 int methods_delete(op_ctx *x, const char *customer_id, const char *pm_id, json_t **out, fault *f)
 {
     store_conn *c = store_acquire(x->a->db);
@@ -393,20 +406,34 @@ int methods_delete(op_ctx *x, const char *customer_id, const char *pm_id, json_t
         return fault_store(f, STORE_E_UNAVAILABLE);
     }
     const char *params[] = {pm_id, customer_id};
+    const char *p0[] = {customer_id};
+    PGresult *d = NULL, *promoted = NULL;
     int rc = store_begin(c);
-    if (rc == STORE_OK) rc = store_query(c, &stmt_method_delete, 2, params, NULL);
-    if (rc == STORE_OK) {
-        char entity[64];
-        snprintf(entity, sizeof entity, "customer:%s", customer_id);
+    if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
+    if (rc == STORE_OK) rc = store_query(c, &stmt_method_delete, 2, params, &d);
+    int gone = rc == STORE_OK && PQntuples(d) == 0; /* a concurrent delete won */
+    char entity[64];
+    snprintf(entity, sizeof entity, "customer:%s", customer_id);
+    if (rc == STORE_OK && !gone) {
         json_t *before = json_loads(store_val(m, 0, "j"), 0, NULL);
         rc = audit_write(c, entity, op_actor(x), "payment_method.deleted", x->request_id, before, NULL);
         json_decref(before);
     }
-    if (rc == STORE_OK) rc = store_commit(c);
+    if (rc == STORE_OK && !gone && store_val(d, 0, "is_default")[0] == 't')
+        rc = store_query(c, &stmt_default_promote, 1, p0, &promoted);
+    if (rc == STORE_OK && promoted && PQntuples(promoted) == 1) {
+        json_t *after = json_loads(store_val(promoted, 0, "j"), 0, NULL);
+        rc = audit_write(c, entity, op_actor(x), "payment_method.default", x->request_id, NULL, after);
+        json_decref(after);
+    }
+    if (rc == STORE_OK && !gone) rc = store_commit(c);
     else store_rollback(c);
     store_release(c);
     PQclear(m);
+    PQclear(d);
+    PQclear(promoted);
     if (rc != STORE_OK) return fault_store(f, rc);
+    if (gone) return fault_not_found(f, "payment method", pm_id);
     *out = json_pack("{s:s, s:s, s:b}", "id", pm_id, "object", "payment_method", "deleted", 1);
     return 0;
 }
@@ -416,15 +443,17 @@ int methods_set_default(op_ctx *x, const char *customer_id, const char *pm_id, j
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     PGresult *m = NULL, *r = NULL;
+    const char *params[] = {customer_id, pm_id};
+    /* The customer lock comes first, so a concurrent delete either finishes
+     * before (404 here) or waits until this switch commits. */
     int rc = store_begin(c);
+    if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, params, NULL);
     if (rc != STORE_OK || method_visible(x, c, customer_id, pm_id, &m, f) != 0) {
         store_rollback(c);
         store_release(c);
         return rc != STORE_OK ? fault_store(f, rc) : -1;
     }
-    const char *params[] = {customer_id, pm_id};
-    rc = store_query(c, &stmt_customer_lock, 1, params, NULL);
-    if (rc == STORE_OK) rc = store_query(c, &stmt_default_clear, 2, params, NULL);
+    rc = store_query(c, &stmt_default_clear, 2, params, NULL);
     const char *p2[] = {pm_id, customer_id};
     if (rc == STORE_OK) rc = store_query(c, &stmt_default_set, 2, p2, &r);
     if (rc == STORE_OK) {

@@ -123,8 +123,10 @@ static void test_saving_with_set_default_moves_the_default(void **state)
 
 typedef struct switcher {
     pthread_barrier_t *start;
+    const char *method; /* POST (make default) unless DELETE */
     char path[192];
     long status;
+    char id[64]; /* the answered method's id, "" when none */
 } switcher;
 
 static void *switcher_main(void *arg)
@@ -133,8 +135,11 @@ static void *switcher_main(void *arg)
     h_resp r;
 
     pthread_barrier_wait(s->start);
-    h_request(&srv, "POST", s->path, srv.merchant_auth, NULL, NULL, NULL, &r);
-    s->status = r.status;
+    if (h_request(&srv, s->method ? s->method : "POST", s->path, srv.merchant_auth, NULL, NULL, NULL, &r) == 0) {
+        const char *id = r.status == 200 ? h_rstr(&r, "id") : NULL;
+        s->status = r.status;
+        snprintf(s->id, sizeof s->id, "%s", id ? id : "");
+    }
     h_resp_free(&r);
     return NULL;
 }
@@ -154,8 +159,7 @@ static void test_concurrent_default_switches_leave_exactly_one_default(void **st
     for (int round = 0; round < 3; round++) {
         assert_int_equal(pthread_barrier_init(&start, NULL, SWITCHERS), 0);
         for (int i = 0; i < SWITCHERS; i++) {
-            sw[i].start = &start;
-            sw[i].status = 0;
+            sw[i] = (switcher){.start = &start};
             snprintf(sw[i].path, sizeof sw[i].path, "/v1/customers/%s/payment_methods/%s/default", cus, pms[i % 2]);
             assert_int_equal(pthread_create(&threads[i], NULL, switcher_main, &sw[i]), 0);
         }
@@ -170,6 +174,101 @@ static void test_concurrent_default_switches_leave_exactly_one_default(void **st
     assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'customer:%s'"
                              " AND action = 'payment_method.default'", cus),
                      3 * SWITCHERS);
+}
+
+static void test_deleting_the_default_hands_it_to_the_newest_remaining_method(void **state)
+{
+    char cus[64], first[64], second[64], third[64], path[192];
+    h_resp r;
+
+    (void)state;
+    customer("user_m8", cus);
+    save(cus, "pm_card_visa", NULL, first, NULL);
+    save(cus, "pm_card_mastercard", NULL, second, NULL);
+    save(cus, "pm_card_visa", NULL, third, NULL);
+    assert_int_equal(sql_int("SELECT count(*) FROM payment_methods WHERE id = '%s' AND is_default", first), 1);
+
+    /* Deleting the default: the newest remaining method takes over, and
+     * the switch is audited. */
+    snprintf(path, sizeof path, "/v1/customers/%s/payment_methods/%s", cus, first);
+    assert_int_equal(h_request(&srv, "DELETE", path, srv.merchant_auth, NULL, NULL, NULL, &r), 0);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    assert_int_equal(defaults_of(cus), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM payment_methods WHERE id = '%s' AND is_default", third), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'customer:%s'"
+                             " AND action = 'payment_method.default' AND after->>'id' = '%s'", cus, third),
+                     1);
+
+    /* Deleting a method that is not the default moves nothing. */
+    snprintf(path, sizeof path, "/v1/customers/%s/payment_methods/%s", cus, second);
+    assert_int_equal(h_request(&srv, "DELETE", path, srv.merchant_auth, NULL, NULL, NULL, &r), 0);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    assert_int_equal(sql_int("SELECT count(*) FROM payment_methods WHERE id = '%s' AND is_default", third), 1);
+
+    /* Deleting the last one leaves no method and no default. */
+    snprintf(path, sizeof path, "/v1/customers/%s/payment_methods/%s", cus, third);
+    assert_int_equal(h_request(&srv, "DELETE", path, srv.merchant_auth, NULL, NULL, NULL, &r), 0);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    assert_int_equal(sql_int("SELECT count(*) FROM payment_methods WHERE customer_id = '%s'", cus), 0);
+}
+
+/* Deletes of one method race switches of the default to it and to another
+ * method. One delete wins (200) and the others are 404; a switch to the
+ * deleted method either ran first (200, answering the method) or finds it
+ * gone (404), never a 200 without a body; the customer keeps exactly one
+ * default and one audit row for the delete. */
+static void test_racing_deletes_and_default_switches_answer_200_or_404_and_keep_one_default(void **state)
+{
+    switcher sw[SWITCHERS];
+    pthread_t threads[SWITCHERS];
+    pthread_barrier_t start;
+
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        char cus[64], user[32], pms[3][64];
+        int deleted = 0;
+
+        snprintf(user, sizeof user, "user_m9_%d", round);
+        customer(user, cus);
+        save(cus, "pm_card_visa", NULL, pms[0], NULL);
+        save(cus, "pm_card_mastercard", NULL, pms[1], NULL);
+        save(cus, "pm_card_visa", NULL, pms[2], NULL);
+        assert_int_equal(pthread_barrier_init(&start, NULL, SWITCHERS), 0);
+        for (int i = 0; i < SWITCHERS; i++) {
+            int kind = i % 3; /* 0: delete pms[1], 1: default pms[1], 2: default pms[2] */
+            sw[i] = (switcher){.start = &start, .method = kind == 0 ? "DELETE" : "POST"};
+            if (kind == 0)
+                snprintf(sw[i].path, sizeof sw[i].path, "/v1/customers/%s/payment_methods/%s", cus, pms[1]);
+            else
+                snprintf(sw[i].path, sizeof sw[i].path, "/v1/customers/%s/payment_methods/%s/default", cus,
+                         pms[kind]);
+            assert_int_equal(pthread_create(&threads[i], NULL, switcher_main, &sw[i]), 0);
+        }
+        for (int i = 0; i < SWITCHERS; i++) pthread_join(threads[i], NULL);
+        pthread_barrier_destroy(&start);
+        for (int i = 0; i < SWITCHERS; i++) {
+            int kind = i % 3;
+            if (kind == 0) {
+                assert_true(sw[i].status == 200 || sw[i].status == 404);
+                deleted += sw[i].status == 200;
+            } else if (kind == 1) {
+                assert_true(sw[i].status == 200 || sw[i].status == 404);
+                if (sw[i].status == 200) EXPECT_STR(sw[i].id, pms[1]);
+            } else {
+                assert_int_equal(sw[i].status, 200);
+                EXPECT_STR(sw[i].id, pms[2]);
+            }
+        }
+        assert_int_equal(deleted, 1);
+        assert_int_equal(sql_int("SELECT count(*) FROM payment_methods WHERE customer_id = '%s'", cus), 2);
+        assert_int_equal(defaults_of(cus), 1);
+        assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'customer:%s'"
+                                 " AND action = 'payment_method.deleted'", cus),
+                         1);
+    }
 }
 
 #define SAVERS 12
@@ -397,6 +496,8 @@ int main(void)
         cmocka_unit_test(test_concurrent_default_switches_leave_exactly_one_default),
         cmocka_unit_test(test_concurrent_first_saves_create_one_provider_customer_and_keep_one_default),
         cmocka_unit_test(test_deleting_a_method_detaches_it_at_the_provider),
+        cmocka_unit_test(test_deleting_the_default_hands_it_to_the_newest_remaining_method),
+        cmocka_unit_test(test_racing_deletes_and_default_switches_answer_200_or_404_and_keep_one_default),
         cmocka_unit_test(test_another_customers_method_is_404_and_stays),
         cmocka_unit_test(test_paying_with_a_saved_method_by_payd_id_charges_it),
     };
