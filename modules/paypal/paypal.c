@@ -46,6 +46,7 @@ static void paypal_instance_free(paypal_instance *inst)
         inst->h->cleanse(inst->client_secret, inst->client_secret_len);
         free(inst->client_secret);
     }
+    inst->h->cleanse(inst->seal_key, sizeof inst->seal_key);
     paypal_cert_cache_clear(inst);
     pthread_mutex_destroy(&inst->token_mu);
     pthread_mutex_destroy(&inst->cert_mu);
@@ -281,6 +282,9 @@ static int paypal_init(const payd_host *h, const payd_config *cfg,
     pthread_mutex_init(&inst->token_mu, NULL);
     pthread_mutex_init(&inst->cert_mu, NULL);
     rc = paypal_configure(inst, cfg, e);
+    if (rc == PAYD_OK && paypal_seal_key(h, inst, inst->seal_key) != PAYD_OK)
+        rc = payd_fail(e, PAYD_E_INVALID,
+                       "paypal: client_id or api_base is too long");
     if (rc != PAYD_OK) {
         paypal_instance_free(inst);
         return rc;

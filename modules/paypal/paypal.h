@@ -54,6 +54,7 @@
 #define PAYPAL_ID_MAX 127              /* custom_id, invoice_id, PayPal ids */
 #define PAYPAL_REQUEST_ID_MAX 108      /* PayPal-Request-Id */
 #define PAYPAL_URL_MAX 2048
+#define PAYPAL_SEAL_KEY_LEN 32
 #define PAYPAL_WEBHOOK_BODY_MAX (1024 * 1024)
 #define PAYPAL_RAW_MAX (64 * 1024)     /* larger raw objects are summarized */
 #define PAYPAL_MAX_CERT_HOSTS 16
@@ -108,6 +109,7 @@ typedef struct paypal_instance {
     char *shipping_preference;   /* or NULL */
     char *public_info;           /* JSON object text for GET /v1/gateways */
 
+    uint8_t seal_key[PAYPAL_SEAL_KEY_LEN]; /* seals the cached token; wiped */
     pthread_mutex_t token_mu;    /* held while a token is being fetched */
     pthread_mutex_t cert_mu;     /* guards certs and cert_clock */
     paypal_cert_entry certs[PAYPAL_CERT_CACHE_SLOTS];
@@ -181,6 +183,21 @@ const char *paypal_link(json_t *links, const char *const *rels);
 /* ------------------------------------------------------------------------ */
 /* paypal_token.c                                                           */
 /* ------------------------------------------------------------------------ */
+
+/* paypal_token_seal.c: the token as the shared cache holds it. The key is
+ * derived from the client secret, client id and API base into `key`
+ * (PAYD_OK, or PAYD_E_INVALID for an overlong id or base). Seal answers
+ * base64 text in the arena (NULL on failure); open answers the token, or
+ * NULL for a value that was changed, sealed under another key, or is not
+ * a sealed token. */
+int paypal_seal_key(const payd_host *h, const paypal_instance *inst,
+                    uint8_t key[PAYPAL_SEAL_KEY_LEN]);
+char *paypal_token_seal(const payd_host *h, payd_arena *a,
+                        const uint8_t key[PAYPAL_SEAL_KEY_LEN],
+                        const char *token);
+char *paypal_token_open(const payd_host *h, payd_arena *a,
+                        const uint8_t key[PAYPAL_SEAL_KEY_LEN],
+                        const char *sealed);
 
 /*
  * An OAuth2 access token for the instance, copied into the arena. When

@@ -8,7 +8,8 @@
  *   -> {"access_token":"...","token_type":"Bearer","expires_in":32400}
  * and is kept in the host cache (Redis when configured, so every payd
  * process shares one token; process memory otherwise) until 60 s before
- * it expires.
+ * it expires, sealed under a key derived from the client secret
+ * (paypal_token_seal.c): the cache never holds a usable token.
  *
  * Threads: the fast path is a lock-free cache read. On a miss the thread
  * takes the instance's token_mu, reads the cache again (another thread
@@ -135,15 +136,20 @@ static int paypal_token_fetch(paypal_instance *inst, payd_arena *a,
                      res.status);
 }
 
-/* A cached token, unless it is `stale`. */
-static const char *paypal_token_cached(const payd_host *h, payd_arena *a,
-                                       const char *stale)
+/* A cached token, unless it is `stale`. A value that does not open is a
+ * miss: the next fetch replaces it. */
+static const char *paypal_token_cached(const paypal_instance *inst,
+                                       payd_arena *a, const char *stale)
 {
-    char *v = NULL;
+    const payd_host *h = inst->h;
+    char *sealed = NULL, *v;
     size_t n = 0;
 
-    if (h->cache_get(h, PAYPAL_TOKEN_CACHE_KEY, a, &v, &n) != PAYD_OK ||
-        v == NULL || n == 0 || strlen(v) != n || !paypal_token_ok(v))
+    if (h->cache_get(h, PAYPAL_TOKEN_CACHE_KEY, a, &sealed, &n) != PAYD_OK ||
+        sealed == NULL || n == 0 || strlen(sealed) != n)
+        return NULL;
+    v = paypal_token_open(h, a, inst->seal_key, sealed);
+    if (v == NULL || !paypal_token_ok(v))
         return NULL;
     if (stale != NULL && strcmp(v, stale) == 0)
         return NULL;
@@ -156,23 +162,26 @@ int paypal_token(paypal_instance *inst, payd_arena *a, const char *stale,
 {
     const payd_host *h = inst->h;
     const char *t;
+    char *sealed;
     int ttl = 0, rc;
 
-    t = paypal_token_cached(h, a, stale);
+    t = paypal_token_cached(inst, a, stale);
     if (t != NULL) {
         *token = t;
         return PAYD_OK;
     }
     pthread_mutex_lock(&inst->token_mu);
-    t = paypal_token_cached(h, a, stale);
+    t = paypal_token_cached(inst, a, stale);
     if (t != NULL) {
         pthread_mutex_unlock(&inst->token_mu);
         *token = t;
         return PAYD_OK;
     }
     rc = paypal_token_fetch(inst, a, &t, &ttl, e);
+    sealed = rc == PAYD_OK ? paypal_token_seal(h, a, inst->seal_key, t) : NULL;
     if (rc == PAYD_OK &&
-        h->cache_set(h, PAYPAL_TOKEN_CACHE_KEY, t, strlen(t), ttl) != PAYD_OK)
+        (sealed == NULL || h->cache_set(h, PAYPAL_TOKEN_CACHE_KEY, sealed,
+                                        strlen(sealed), ttl) != PAYD_OK))
         h->log(h, PAYD_LOG_WARN,
                "paypal: could not cache the access token: every call will "
                "ask for a new one");

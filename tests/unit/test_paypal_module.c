@@ -363,6 +363,34 @@ static int th_cache_set(const payd_host *h, const char *key, const void *value,
     return PAYD_OK;
 }
 
+/* The cached value under `key` (malloc'd copy, NULL when absent). */
+static char *cache_peek(const char *key)
+{
+    char *v = NULL;
+    size_t i;
+
+    pthread_mutex_lock(&cache_mu);
+    for (i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].value != NULL && strcmp(cache[i].key, key) == 0)
+            v = strdup(cache[i].value);
+    pthread_mutex_unlock(&cache_mu);
+    return v;
+}
+
+/* Changes one character in the middle of the cached value under `key`. */
+static void cache_flip(const char *key)
+{
+    size_t i;
+
+    pthread_mutex_lock(&cache_mu);
+    for (i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].value != NULL && strcmp(cache[i].key, key) == 0) {
+            char *c = &cache[i].value[cache[i].len / 2];
+            *c = *c == 'A' ? 'B' : 'A';
+        }
+    pthread_mutex_unlock(&cache_mu);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Fixtures                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -1363,6 +1391,72 @@ static void *race_create(void *arg)
     return NULL;
 }
 
+/* The shared cache (Redis in production) never holds a usable token:
+ * what is stored is sealed, and neither the token nor the secret shows. */
+static void test_the_shared_cache_holds_the_token_sealed_not_in_clear(void **state)
+{
+    payd_payment_req r = op_req("retrieve");
+    payd_payment_res res = {.struct_size = sizeof res};
+    payd_error e = {0};
+    char *stored;
+
+    (void)state;
+    default_answer = (answer){200, order_json("CREATED", "19.99", NULL, APPROVE_LINKS), NULL};
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_string_equal(call_at(0).auth, "Bearer tok1");
+    stored = cache_peek("oauth_token");
+    assert_non_null(stored);
+    assert_null(strstr(stored, "tok1"));
+    assert_null(strstr(stored, "S3cr3t"));
+    /* nonce (12) + "tok1" (4) + tag (16) = 32 bytes, as base64. */
+    assert_int_equal(strlen(stored), 44);
+    free(stored);
+
+    /* It still serves: the next call reuses it. */
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 1);
+    assert_string_equal(call_at(1).auth, "Bearer tok1");
+}
+
+/* A cached value someone changed does not open: it is a miss, and a
+ * fresh token replaces it. */
+static void test_a_changed_cached_token_is_a_miss_and_a_new_token_is_fetched(void **state)
+{
+    payd_payment_req r = op_req("retrieve");
+    payd_payment_res res = {.struct_size = sizeof res};
+    payd_error e = {0};
+
+    (void)state;
+    default_answer = (answer){200, order_json("CREATED", "19.99", NULL, APPROVE_LINKS), NULL};
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    cache_flip("oauth_token");
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 2);
+    assert_string_equal(call_at(1).auth, "Bearer tok2");
+}
+
+/* Another process with the same credentials shares the cached token; one
+ * with another client secret cannot open it and fetches its own. */
+static void test_the_cached_token_opens_only_under_the_same_credentials(void **state)
+{
+    payd_payment_req r = op_req("retrieve");
+    payd_payment_res res = {.struct_size = sizeof res};
+    payd_error e = {0};
+
+    (void)state;
+    default_answer = (answer){200, order_json("CREATED", "19.99", NULL, APPROVE_LINKS), NULL};
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(restart_with(&e, NULL), PAYD_OK);
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 1);
+    assert_string_equal(call_at(1).auth, "Bearer tok1");
+
+    assert_int_equal(restart_with(&e, "client_secret", "EAnotherS3cr3t_of_another_app", NULL), PAYD_OK);
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 2);
+    assert_string_equal(call_at(2).auth, "Bearer tok2");
+}
+
 static void test_32_threads_with_an_empty_cache_cause_one_token_request(void **state)
 {
     pthread_t t[RACERS];
@@ -1995,6 +2089,9 @@ int main(void)
         T(test_401_refreshes_the_token_once_and_retries_with_the_same_request_id),
         T(test_401_twice_is_an_auth_error),
         T(test_refused_client_credentials_are_an_auth_error),
+        T(test_the_shared_cache_holds_the_token_sealed_not_in_clear),
+        T(test_a_changed_cached_token_is_a_miss_and_a_new_token_is_fetched),
+        T(test_the_cached_token_opens_only_under_the_same_credentials),
         T(test_32_threads_with_an_empty_cache_cause_one_token_request),
         T(test_every_listed_event_maps_and_others_are_ignored),
         T(test_api_verification_failure_and_non_events),
