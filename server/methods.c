@@ -22,6 +22,7 @@
 #include "audit.h"
 #include "ids.h"
 #include "log.h"
+#include "params.h"
 #include "routing.h"
 
 #define CUSTOMER_JSON                                                                         \
@@ -104,12 +105,8 @@ int methods_customer_create(op_ctx *x, json_t *in, json_t **out, int *status, fa
 {
     json_t *email = in ? json_object_get(in, "email") : NULL;
     json_t *uid = in ? json_object_get(in, "user_id") : NULL;
-    if (in) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(in, key, v) if (strcmp(key, "email") && strcmp(key, "user_id"))
-            return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
-    }
+    static const char *const allowed[] = {"email", "user_id", NULL};
+    if (params_only(in, allowed, f)) return -1;
     if (email && (!json_is_string(email) || json_string_length(email) > 254 || !strchr(json_string_value(email), '@')))
         return fault_invalid(f, "parameter_invalid", "email", "email must be an email address");
     if (uid && (!json_is_string(uid) || json_string_length(uid) == 0 || json_string_length(uid) > 100))

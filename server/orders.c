@@ -28,6 +28,7 @@
 #include "events.h"
 #include "ids.h"
 #include "money.h"
+#include "params.h"
 
 STORE_STMT(stmt_insert,
            "INSERT INTO orders AS o (id, number, user_id, created_by, currency, subtotal, tax, shipping,"
@@ -135,13 +136,7 @@ static int order_validate(op_ctx *x, json_t *in, char currency[4], int64_t *subt
     static const char *const allowed[] = {"currency", "items", "tax", "shipping", "total", "subtotal",
                                           "customer_email", "shipping_address", "billing_address",
                                           "metadata", "user_id", NULL};
-    const char *key;
-    json_t *val;
-    json_object_foreach(in, key, val) {
-        int ok = 0;
-        for (int i = 0; allowed[i]; i++) ok |= strcmp(allowed[i], key) == 0;
-        if (!ok) return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
-    }
+    if (params_only(in, allowed, f)) return -1;
     int64_t max = x->a->cfg->max_amount;
     json_t *cur = json_object_get(in, "currency");
     if (!cur) return fault_invalid(f, "parameter_missing", "currency", "currency is required");
@@ -508,13 +503,7 @@ int orders_update(op_ctx *x, const char *id, json_t *in, json_t **out, fault *f)
 {
     if (!in) return fault_invalid(f, "parameter_missing", NULL, "a JSON body is required");
     static const char *const allowed[] = {"fulfilment_status", "shipping_info", "shipping_address", "metadata", NULL};
-    const char *key;
-    json_t *val;
-    json_object_foreach(in, key, val) {
-        int ok = 0;
-        for (int i = 0; allowed[i]; i++) ok |= strcmp(allowed[i], key) == 0;
-        if (!ok) return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
-    }
+    if (params_only(in, allowed, f)) return -1;
     json_t *fs = json_object_get(in, "fulfilment_status");
     if (fs && (!json_is_string(fs) || fulfilment_rank(json_string_value(fs)) < 1))
         return fault_invalid(f, "parameter_invalid", "fulfilment_status",

@@ -27,6 +27,7 @@
 #include "arena.h"
 #include "events.h"
 #include "log.h"
+#include "params.h"
 #include "payment_state.h"
 
 int payment_review_body(json_t *in, int with_amount, int note_required, int64_t *amount, const char **note,
@@ -34,14 +35,9 @@ int payment_review_body(json_t *in, int with_amount, int note_required, int64_t 
 {
     *amount = 0;
     *note = NULL;
-    const char *key;
-    json_t *val;
-    if (in) {
-        json_object_foreach(in, key, val) {
-            if (strcmp(key, "note") && (!with_amount || strcmp(key, "amount")))
-                return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
-        }
-    }
+    static const char *const with[] = {"note", "amount", NULL};
+    static const char *const without[] = {"note", NULL};
+    if (params_only(in, with_amount ? with : without, f)) return -1;
     json_t *ja = in ? json_object_get(in, "amount") : NULL;
     json_t *jn = in ? json_object_get(in, "note") : NULL;
     if (ja && (!json_is_integer(ja) || json_integer_value(ja) <= 0))

@@ -33,6 +33,7 @@
 #include "methods.h"
 #include "money.h"
 #include "orders.h"
+#include "params.h"
 #include "payment_state.h"
 #include "routing.h"
 #include "webhooks.h"
@@ -60,18 +61,6 @@ static const char *opt_string(json_t *in, const char *key, size_t max, fault *f,
         return NULL;
     }
     return json_string_value(v);
-}
-
-static int check_keys(json_t *in, const char *const *allowed, fault *f)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(in, key, val) {
-        int ok = 0;
-        for (int i = 0; allowed[i]; i++) ok |= strcmp(allowed[i], key) == 0;
-        if (!ok) return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
-    }
-    return 0;
 }
 
 /* Never store a card number, not even a mock test card: keep brand-free
@@ -284,7 +273,7 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
 {
     *out = NULL;
     if (!in) return fault_invalid(f, "parameter_missing", "order", "a JSON body with an order is required");
-    if (check_keys(in, payment_keys, f)) return -1;
+    if (params_only(in, payment_keys, f)) return -1;
     int bad = 0;
     const char *order_id = opt_string(in, "order", 64, f, &bad);
     const char *gateway = opt_string(in, "gateway", 64, f, &bad);
@@ -508,7 +497,7 @@ int payments_confirm(op_ctx *x, const char *id, json_t *in, const char *raw_meth
     static const char *const keys[] = {"payment_method", "return_url", NULL};
     static const char *const from[] = {"requires_payment_method", "requires_confirmation",
                                        "requires_action", NULL};
-    if (in && check_keys(in, keys, f)) return -1;
+    if (in && params_only(in, keys, f)) return -1;
     return payment_op(x, id, "confirm", from, in, raw_method, out, status, f);
 }
 
@@ -516,7 +505,7 @@ int payments_capture(op_ctx *x, const char *id, json_t *in, json_t **out, int *s
 {
     static const char *const keys[] = {"amount", NULL};
     static const char *const from[] = {"requires_capture", NULL};
-    if (in && check_keys(in, keys, f)) return -1;
+    if (in && params_only(in, keys, f)) return -1;
     return payment_op(x, id, "capture", from, in, NULL, out, status, f);
 }
 
@@ -525,7 +514,7 @@ int payments_cancel(op_ctx *x, const char *id, json_t *in, json_t **out, int *st
     static const char *const keys[] = {"cancellation_reason", NULL};
     static const char *const from[] = {"requires_payment_method", "requires_confirmation",
                                        "requires_action", "requires_capture", NULL};
-    if (in && check_keys(in, keys, f)) return -1;
+    if (in && params_only(in, keys, f)) return -1;
     return payment_op(x, id, "cancel", from, in, NULL, out, status, f);
 }
 

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "money.h"
 #include "orders.h"
+#include "params.h"
 
 #define LEASE_S 120
 
@@ -276,13 +277,7 @@ int refunds_create(op_ctx *x, json_t *in, json_t **out, int *status, fault *f)
     *out = NULL;
     if (!in) return fault_invalid(f, "parameter_missing", "payment", "a JSON body with a payment is required");
     static const char *const allowed[] = {"payment", "amount", "reason", NULL};
-    const char *key;
-    json_t *val;
-    json_object_foreach(in, key, val) {
-        int ok = 0;
-        for (int i = 0; allowed[i]; i++) ok |= strcmp(allowed[i], key) == 0;
-        if (!ok) return fault_invalid(f, "parameter_unknown", key, "unknown parameter %.64s", key);
-    }
+    if (params_only(in, allowed, f)) return -1;
     json_t *jp = json_object_get(in, "payment");
     json_t *ja = json_object_get(in, "amount");
     json_t *jr = json_object_get(in, "reason");
