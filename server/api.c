@@ -18,20 +18,25 @@ void api_reply(http_req *r, int rc, int status, json_t *out, const fault *f, con
     else http_reply_fault(r, f, extra_key, out);
 }
 
-int api_limit(http_req *r, int *limit)
+int api_limit_upto(http_req *r, int *limit, int dflt, int max)
 {
     const char *v = http_query(r, "limit");
-    *limit = 10;
+    *limit = dflt;
     if (!v) return 0;
     char *end = NULL;
     long n = strtol(v, &end, 10);
-    if (!*v || *end || n < 1 || n > 100) {
+    if (!*v || *end || n < 1 || n > max) {
         http_reply_error(r, 400, "invalid_request_error", "parameter_invalid", "limit",
-                         "limit must be an integer from 1 to 100");
+                         "limit must be an integer from 1 to %d", max);
         return -1;
     }
     *limit = (int)n;
     return 0;
+}
+
+int api_limit(http_req *r, int *limit)
+{
+    return api_limit_upto(r, limit, 10, 100);
 }
 
 const char *api_query_digits(http_req *r, const char *name, int *bad)

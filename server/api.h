@@ -13,6 +13,8 @@ void api_ctx(app *a, http_req *r, op_ctx *x);
 void api_reply(http_req *r, int rc, int status, json_t *out, const fault *f, const char *extra_key);
 /* ?limit=1..100 (default 10). 0, or -1 after replying 400. */
 int api_limit(http_req *r, int *limit);
+/* ?limit=1..max (default dflt), for lists with other bounds. */
+int api_limit_upto(http_req *r, int *limit, int dflt, int max);
 /* A query parameter that must be digits (unix seconds); NULL when absent.
  * Sets *bad and replies 400 when present but malformed. */
 const char *api_query_digits(http_req *r, const char *name, int *bad);

@@ -24,7 +24,9 @@ void api_reports_reconcile(app *a, http_req *r)
     report_range rg;
     json_t *out = NULL;
     fault f;
+    reconcile_page page = {.starting_after = http_query(r, "starting_after")};
+    if (api_limit_upto(r, &page.limit, RECONCILE_PAGE_DEFAULT, RECONCILE_PAGE_MAX)) return;
     int rc = reports_range(a->cfg, http_query(r, "from"), http_query(r, "to"), &rg, &f);
-    if (rc == 0) rc = reconcile_run(a, http_query(r, "gateway"), &rg, &out, &f);
+    if (rc == 0) rc = reconcile_run(a, http_query(r, "gateway"), &rg, &page, &out, &f);
     api_reply(r, rc, 200, out, &f, NULL);
 }

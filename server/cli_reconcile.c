@@ -13,6 +13,10 @@
  * admin key comes from the environment, never from argv, where any user
  * of the machine could read it in the process list.
  *
+ * Either way the range is walked page by page (--page-size payments, at
+ * most RECONCILE_PAGE_MAX), each page printed as it comes, so a long range
+ * holds neither a server thread nor this process's memory.
+ *
  * One line per mismatch on stdout: "<payment> <kind> [refund=<id>]
  * payd=<v> provider=<v> -- <message>"; a summary on stderr. Exit 0 when
  * clean, 1 with mismatches, 2 when it could not reconcile.
@@ -32,13 +36,16 @@
 
 #define REMOTE_TIMEOUT_S 600
 #define REMOTE_MAX_BODY (64L * 1024 * 1024)
+#define CURSOR_MAX 128
 
 static void reconcile_usage(void)
 {
-    fprintf(stderr, "usage: payd reconcile [-c FILE] --gateway NAME --from DATE --to DATE\n"
-                    "       payd reconcile --server URL --gateway NAME --from DATE --to DATE"
+    fprintf(stderr, "usage: payd reconcile [-c FILE] --gateway NAME --from DATE --to DATE [--page-size N]\n"
+                    "       payd reconcile --server URL --gateway NAME --from DATE --to DATE [--page-size N]"
                     "   (admin key in $PAYD_ADMIN_KEY)\n"
-                    "       DATE is YYYY-MM-DD (UTC midnight) or RFC 3339; --to is exclusive\n");
+                    "       DATE is YYYY-MM-DD (UTC midnight) or RFC 3339; --to is exclusive;\n"
+                    "       N payments per page, 1 to %d (default %d)\n",
+            RECONCILE_PAGE_MAX, RECONCILE_PAGE_MAX);
 }
 
 int cli_reconcile_parse(int argc, char **argv, cli_reconcile_opts *o)
@@ -46,8 +53,10 @@ int cli_reconcile_parse(int argc, char **argv, cli_reconcile_opts *o)
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'}, {"gateway", required_argument, NULL, 'g'},
         {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
-        {"server", required_argument, NULL, 's'}, {NULL, 0, NULL, 0}};
-    *o = (cli_reconcile_opts){.config = "conf/payd.conf"};
+        {"server", required_argument, NULL, 's'}, {"page-size", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0}};
+    *o = (cli_reconcile_opts){.config = "conf/payd.conf", .page_size = RECONCILE_PAGE_MAX};
+    char *end;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:", longs, NULL)) != -1) {
@@ -57,6 +66,13 @@ int cli_reconcile_parse(int argc, char **argv, cli_reconcile_opts *o)
         case 'f': o->from = optarg; break;
         case 't': o->to = optarg; break;
         case 's': o->server = optarg; break;
+        case 'p':
+            o->page_size = (int)strtol(optarg, &end, 10);
+            if (!*optarg || *end || o->page_size < 1 || o->page_size > RECONCILE_PAGE_MAX) {
+                reconcile_usage();
+                return 2;
+            }
+            break;
         default: reconcile_usage(); return 2;
         }
     }
@@ -75,8 +91,15 @@ static void print_value(const char *name, json_t *v)
     else printf(" %s=-", name);
 }
 
-/* Prints the mismatches of a reconciliation; returns the exit code. */
-static int print_result(json_t *res)
+/* Totals over the pages of one run. */
+typedef struct recon_totals {
+    long long payments, refunds, mismatches;
+} recon_totals;
+
+/* Prints one page's mismatches and adds its counts to *t. Copies the
+ * page's cursor to `cursor` and returns 1 when another page follows, 0 at
+ * the end, -1 for an answer that says more follows but not from where. */
+static int print_page(json_t *res, recon_totals *t, char cursor[CURSOR_MAX])
 {
     json_t *list = json_object_get(res, "mismatches");
     size_t i;
@@ -91,26 +114,49 @@ static int print_result(json_t *res)
         printf(" -- %s\n", json_string_value(json_object_get(m, "message")));
     }
     fflush(stdout);
-    fprintf(stderr, "payd: reconcile %s [%s, %s): %lld payments, %lld refunds checked, %zu mismatches\n",
-            json_string_value(json_object_get(res, "gateway")), json_string_value(json_object_get(res, "from")),
-            json_string_value(json_object_get(res, "to")),
-            (long long)json_integer_value(json_object_get(res, "payments_checked")),
-            (long long)json_integer_value(json_object_get(res, "refunds_checked")), json_array_size(list));
-    return json_array_size(list) ? 1 : 0;
+    t->payments += json_integer_value(json_object_get(res, "payments_checked"));
+    t->refunds += json_integer_value(json_object_get(res, "refunds_checked"));
+    t->mismatches += (long long)json_array_size(list);
+    if (!json_is_true(json_object_get(res, "has_more"))) return 0;
+    const char *next = json_string_value(json_object_get(res, "next_starting_after"));
+    if (!next || strlen(next) >= CURSOR_MAX) {
+        fprintf(stderr, "payd: reconcile: the answer says more payments follow but not after which\n");
+        return -1;
+    }
+    snprintf(cursor, CURSOR_MAX, "%s", next);
+    return 1;
+}
+
+/* The summary on stderr; returns the exit code. */
+static int print_summary(const cli_reconcile_opts *o, const recon_totals *t)
+{
+    fprintf(stderr, "payd: reconcile %s [%s, %s): %lld payments, %lld refunds checked, %lld mismatches\n",
+            o->gateway, o->from, o->to, t->payments, t->refunds, t->mismatches);
+    return t->mismatches ? 1 : 0;
 }
 
 int cli_reconcile_run(app *a, const cli_reconcile_opts *o)
 {
     report_range rg;
     fault f;
-    json_t *out = NULL;
-    if (reports_range(a->cfg, o->from, o->to, &rg, &f) != 0 || reconcile_run(a, o->gateway, &rg, &out, &f) != 0) {
+    recon_totals t = {0};
+    char cursor[CURSOR_MAX] = "";
+    if (reports_range(a->cfg, o->from, o->to, &rg, &f) != 0) {
         fprintf(stderr, "payd: reconcile: %s\n", f.message);
         return 2;
     }
-    int rc = print_result(out);
-    json_decref(out);
-    return rc;
+    for (int more = 1; more == 1;) {
+        reconcile_page page = {.starting_after = cursor[0] ? cursor : NULL, .limit = o->page_size};
+        json_t *out = NULL;
+        if (reconcile_run(a, o->gateway, &rg, &page, &out, &f) != 0) {
+            fprintf(stderr, "payd: reconcile: %s\n", f.message);
+            return 2;
+        }
+        more = print_page(out, &t, cursor);
+        json_decref(out);
+        if (more < 0) return 2;
+    }
+    return print_summary(o, &t);
 }
 
 typedef struct body_buf {
@@ -136,6 +182,35 @@ static size_t collect(char *p, size_t size, size_t n, void *user)
     return len;
 }
 
+/* GETs one page from the server: the answer (caller owns), or NULL after
+ * printing why. */
+static json_t *remote_page(CURL *h, const char *url, struct curl_slist *headers)
+{
+    body_buf body = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)REMOTE_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    json_t *res = cc == CURLE_OK && body.data ? json_loads(body.data, 0, NULL) : NULL;
+    free(body.data);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "payd: reconcile: %s: %s\n", url, body.too_big ? "answer too large" : curl_easy_strerror(cc));
+    } else if (status != 200 || !json_is_object(res)) {
+        const char *msg = json_string_value(json_object_get(json_object_get(res, "error"), "message"));
+        fprintf(stderr, "payd: reconcile: the server answered %ld: %s\n", status, msg ? msg : "(no error message)");
+    } else {
+        return res;
+    }
+    json_decref(res);
+    return NULL;
+}
+
 int cli_reconcile_remote(const cli_reconcile_opts *o)
 {
     const char *key = getenv("PAYD_ADMIN_KEY");
@@ -153,45 +228,38 @@ int cli_reconcile_remote(const cli_reconcile_opts *o)
     char *to = curl_easy_escape(h, o->to, 0);
     size_t base = strlen(o->server);
     while (base > 0 && o->server[base - 1] == '/') base--;
-    char *url = NULL, *auth = NULL;
-    body_buf body = {0};
-    int exit_code = 2;
-    if (gw && from && to &&
-        asprintf(&url, "%.*s/v1/admin/reconcile?gateway=%s&from=%s&to=%s", (int)base, o->server, gw, from, to) > 0 &&
-        asprintf(&auth, "Authorization: Bearer %s", key) > 0) {
-        struct curl_slist *headers = curl_slist_append(NULL, auth);
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)REMOTE_TIMEOUT_S);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-        CURLcode cc = curl_easy_perform(h);
-        long status = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        json_t *res = cc == CURLE_OK && body.data ? json_loads(body.data, 0, NULL) : NULL;
-        if (cc != CURLE_OK) {
-            fprintf(stderr, "payd: reconcile: %s: %s\n", url, body.too_big ? "answer too large" : curl_easy_strerror(cc));
-        } else if (status != 200 || !json_is_object(res)) {
-            const char *msg = json_string_value(json_object_get(json_object_get(res, "error"), "message"));
-            fprintf(stderr, "payd: reconcile: the server answered %ld: %s\n", status, msg ? msg : "(no error message)");
-        } else {
-            exit_code = print_result(res);
+    char *auth = NULL;
+    struct curl_slist *headers = NULL;
+    recon_totals t = {0};
+    char cursor[CURSOR_MAX] = "";
+    int more = -1;
+    if (gw && from && to && asprintf(&auth, "Authorization: Bearer %s", key) > 0 &&
+        (headers = curl_slist_append(NULL, auth)) != NULL) {
+        more = 1;
+        while (more == 1) {
+            char *after = cursor[0] ? curl_easy_escape(h, cursor, 0) : NULL;
+            char *url = NULL;
+            json_t *res = NULL;
+            if (asprintf(&url, "%.*s/v1/admin/reconcile?gateway=%s&from=%s&to=%s&limit=%d%s%s", (int)base,
+                         o->server, gw, from, to, o->page_size, after ? "&starting_after=" : "",
+                         after ? after : "") > 0)
+                res = remote_page(h, url, headers);
+            else url = NULL;
+            more = res ? print_page(res, &t, cursor) : -1;
+            json_decref(res);
+            free(url);
+            curl_free(after);
         }
-        json_decref(res);
-        curl_slist_free_all(headers);
     }
     if (auth) {
         explicit_bzero(auth, strlen(auth));
         free(auth);
     }
-    free(url);
-    free(body.data);
+    curl_slist_free_all(headers);
     curl_free(gw);
     curl_free(from);
     curl_free(to);
     curl_easy_cleanup(h);
     curl_global_cleanup();
-    return exit_code;
+    return more < 0 ? 2 : print_summary(o, &t);
 }

@@ -10,9 +10,12 @@
  * rows. Nothing is changed: differences are reported for a human (or the
  * janitor, for an outcome payd is still waiting on) to act on.
  *
- * The payments and their ledger sums are read in one query and the
- * connection is released before the first provider call, so no transaction
- * or row lock is held while the provider answers. Each provider call gets
+ * A run covers one page of the range, in (created_at, id) order, so one
+ * request never holds a worker thread for thousands of provider calls;
+ * the answer says where the next page starts. The payments of a page and
+ * their ledger sums are read in one query and the connection is released
+ * before the first provider call, so no transaction or row lock is held
+ * while the provider answers. Each provider call gets
  * its own arena. The ABI's retrieve reports no refunded total, so a refund
  * made at the provider that payd never heard of is not visible here (see
  * docs/decisions.md).
@@ -44,7 +47,10 @@ STORE_STMT(stmt_payments,
            " FROM payments p WHERE p.gateway = $1"
            " AND p.created_at >= 'epoch'::timestamptz + $2::bigint * interval '1 microsecond'"
            " AND p.created_at < 'epoch'::timestamptz + $3::bigint * interval '1 microsecond'"
+           " AND ($5::text IS NULL OR (p.created_at, p.id) > (SELECT c.created_at, c.id FROM payments c WHERE c.id = $5))"
            " ORDER BY p.created_at, p.id LIMIT $4::int");
+/* A page cursor must name a payment of the gateway being reconciled. */
+STORE_STMT(stmt_cursor, "SELECT 1 FROM payments WHERE id = $1 AND gateway = $2");
 
 /* What one run found, as it goes. */
 typedef struct recon {
@@ -227,7 +233,8 @@ static void check_payment(recon *rc, instance *gw, const PGresult *r, int i)
     json_decref(refunds);
 }
 
-int reconcile_run(app *a, const char *gateway, const report_range *rg, json_t **out, fault *f)
+int reconcile_run(app *a, const char *gateway, const report_range *rg, const reconcile_page *page, json_t **out,
+                  fault *f)
 {
     if (!gateway || !*gateway) return fault_invalid(f, "parameter_missing", "gateway", "gateway is required");
     instance *gw = modules_gateway(a->mods, gateway);
@@ -240,34 +247,54 @@ int reconcile_run(app *a, const char *gateway, const report_range *rg, json_t **
                              "gateway %s is settled by admins (module %s): there is no provider to reconcile with",
                              gw->name, gw->mod->name);
 
+    int limit = page && page->limit ? page->limit : RECONCILE_PAGE_DEFAULT;
+    const char *after = page ? page->starting_after : NULL;
+    if (limit < 1 || limit > RECONCILE_PAGE_MAX)
+        return fault_invalid(f, "parameter_invalid", "limit", "limit must be 1 to %d", RECONCILE_PAGE_MAX);
+
     store_conn *c = store_acquire(a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", RECONCILE_MAX_PAYMENTS + 1);
-    const char *params[] = {gateway, rg->from_param, rg->to_param, lim};
     PGresult *r = NULL;
-    int src = store_query(c, &stmt_payments, 4, params, &r);
+    int src = STORE_OK;
+    if (after) {
+        const char *pc[] = {after, gateway};
+        src = store_query(c, &stmt_cursor, 2, pc, &r);
+        int known = src == STORE_OK && PQntuples(r) == 1;
+        PQclear(r);
+        r = NULL;
+        if (src == STORE_OK && !known) {
+            store_release(c);
+            return fault_invalid(f, "parameter_invalid", "starting_after", "no payment %.64s of gateway %s", after,
+                                 gateway);
+        }
+    }
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *params[] = {gateway, rg->from_param, rg->to_param, lim, after};
+    if (src == STORE_OK) src = store_query(c, &stmt_payments, 5, params, &r);
     store_release(c);
     if (src != STORE_OK) return fault_store(f, src);
-    int n = PQntuples(r);
-    if (n > RECONCILE_MAX_PAYMENTS) {
-        PQclear(r);
-        return fault_invalid(f, "range_too_large", "to",
-                             "more than %d payments in the range; reconcile a shorter one", RECONCILE_MAX_PAYMENTS);
-    }
+    int rows = PQntuples(r);
 
+    /* A stop request ends the page early; the cursor then points at the
+     * last payment checked, so nothing is skipped. */
     recon rc = {.mismatches = json_array()};
-    int skipped = 0;
-    for (int i = 0; i < n && !atomic_load(&a->stopping); i++) {
-        if (!store_val(r, i, "provider_ref")) skipped++;
-        check_payment(&rc, gw, r, i);
+    int skipped = 0, n = 0;
+    for (; n < rows && n < limit && !atomic_load(&a->stopping); n++) {
+        if (!store_val(r, n, "provider_ref")) skipped++;
+        check_payment(&rc, gw, r, n);
     }
+    int has_more = n < rows;
+    json_t *next = has_more && n > 0 ? json_string(store_val(r, n - 1, "id"))
+                   : has_more && after ? json_string(after)
+                                       : json_null();
     PQclear(r);
     size_t found = json_array_size(rc.mismatches);
     if (found) log_warn("reconcile", "%s: %zu mismatches in %d payments", gateway, found, n);
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o}", "object", "reconciliation", "gateway",
-                     gateway, "from", rg->from_text, "to", rg->to_text, "payments_checked", n,
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:b, s:o}", "object", "reconciliation",
+                     "gateway", gateway, "from", rg->from_text, "to", rg->to_text, "payments_checked", n,
                      "payments_without_provider_ref", skipped, "refunds_checked", rc.refunds_checked,
-                     "mismatch_count", (int)found, "mismatches", rc.mismatches);
+                     "mismatch_count", (int)found, "mismatches", rc.mismatches, "has_more", has_more,
+                     "next_starting_after", next);
     return 0;
 }

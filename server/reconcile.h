@@ -8,11 +8,20 @@
 #include "fault.h"
 #include "reports.h"
 
-/* At most this many payments per run; a wider range is refused. */
-#define RECONCILE_MAX_PAYMENTS 10000
+/* Payments per page: the default, and the most one run may check. */
+#define RECONCILE_PAGE_DEFAULT 200
+#define RECONCILE_PAGE_MAX 1000
+
+/* Which page of the range to check: the payments after `starting_after`
+ * (a payment id; NULL from the start), at most `limit` (0: the default). */
+typedef struct reconcile_page {
+    const char *starting_after;
+    int limit;
+} reconcile_page;
 
 /*
- * Compares every payment of gateway instance `gateway` created in `rg`
+ * Compares one page (see reconcile_page) of the payments of gateway
+ * instance `gateway` created in `rg`, in (created_at, id) order,
  * with the module's `retrieve` (and `refund_retrieve` for its refunds),
  * and each payment row with its own ledger rows. Builds
  * {"object":"reconciliation", ..., "mismatches":[{payment_id, refund_id?,
@@ -32,9 +41,11 @@
  *   ledger_captured      payments.amount_captured differs from the ledger
  *   ledger_refunded      payments.amount_refunded differs from the ledger
  * Provider calls happen with no transaction open and no connection held.
- * 0 with *out (caller owns), or -1 with a fault (400 for an unknown gateway
- * or too many payments, 503 without a database). Thread-safe.
+ * 0 with *out (caller owns), or -1 with a fault (400 for an unknown gateway,
+ * a bad limit or a cursor that is not one of the gateway's payments, 503
+ * without a database). Thread-safe.
  */
-int reconcile_run(app *a, const char *gateway, const report_range *rg, json_t **out, fault *f);
+int reconcile_run(app *a, const char *gateway, const report_range *rg, const reconcile_page *page, json_t **out,
+                  fault *f);
 
 #endif

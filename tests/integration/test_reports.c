@@ -662,6 +662,97 @@ static void test_reconcile_in_process_asks_its_own_modules_and_usage_errors_exit
     unsetenv("PAYD_ADMIN_KEY");
 }
 
+/* The API walks the range in pages: every payment is checked exactly
+ * once whatever the page size, the mismatches of the pages add up to one
+ * whole run's, and bad page parameters are 400. The CLI pages the same way
+ * (--page-size) and prints the same lines. */
+static void test_reconcile_pages_check_each_payment_once_and_bad_page_parameters_are_400(void **state)
+{
+    (void)state;
+    h_resp r;
+    char q[400], cursor[64] = "";
+    long long whole_mismatches;
+
+    snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&limit=1000", from_day, to_day);
+    get(q, srv.admin_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    assert_int_equal(h_rint(&r, "payments_checked"), mock_payments_seeded);
+    assert_int_equal(h_rbool(&r, "has_more"), 0);
+    assert_true(json_is_null(h_jpath(r.json, "next_starting_after")));
+    whole_mismatches = h_rint(&r, "mismatch_count");
+    h_resp_free(&r);
+
+    for (int size = 1; size <= 3; size++) {
+        long long checked = 0, mismatches = 0;
+        int pages = 0, more = 1;
+        cursor[0] = '\0';
+        while (more && pages < 20) {
+            snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&limit=%d%s%s", from_day, to_day,
+                     size, cursor[0] ? "&starting_after=" : "", cursor);
+            get(q, srv.admin_auth, &r);
+            EXPECT_STATUS(&r, 200);
+            assert_true(h_rint(&r, "payments_checked") <= size);
+            checked += h_rint(&r, "payments_checked");
+            mismatches += h_rint(&r, "mismatch_count");
+            more = h_rbool(&r, "has_more");
+            if (more) snprintf(cursor, sizeof cursor, "%s", h_rstr(&r, "next_starting_after"));
+            pages++;
+            h_resp_free(&r);
+        }
+        assert_int_equal(checked, mock_payments_seeded);
+        assert_int_equal(mismatches, whole_mismatches);
+        assert_int_equal(pages, (mock_payments_seeded + size - 1) / size);
+        /* Every page but the last is full, and the pages add up to the
+         * whole range: none was skipped or checked twice. */
+    }
+
+    snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&limit=0", from_day, to_day);
+    EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid", "limit");
+    snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&limit=1001", from_day, to_day);
+    EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid", "limit");
+    snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&limit=ten", from_day, to_day);
+    EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid", "limit");
+    snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&starting_after=pay_nope", from_day,
+             to_day);
+    EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid", "starting_after");
+    /* A cursor of another gateway's payment is refused too. */
+    {
+        char sql[160];
+        char *eu;
+
+        snprintf(sql, sizeof sql, "SELECT id FROM payments WHERE gateway = 'mock_eu' ORDER BY id LIMIT 1");
+        eu = h_sql_value(srv.db_url, sql);
+        assert_non_null(eu);
+        snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&starting_after=%s", from_day, to_day,
+                 eu);
+        EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid",
+                         "starting_after");
+        free(eu);
+    }
+
+    /* The CLI, one payment per page, prints what one page prints. */
+    static char out[65536], err[16384], out1[65536];
+    assert_int_equal(reconcile_server("mock", out, sizeof out, err, sizeof err), whole_mismatches ? 1 : 0);
+    setenv("PAYD_ADMIN_KEY", srv.admin_key, 1);
+    const char *paged[] = {"reconcile", "--server", srv.base_url, "--gateway", "mock", "--from", from_day,
+                           "--to", to_day, "--page-size", "1", NULL};
+    assert_int_equal(run_payd(paged, out1, sizeof out1, err, sizeof err), whole_mismatches ? 1 : 0);
+    unsetenv("PAYD_ADMIN_KEY");
+    EXPECT_STR(out1, out);
+    char summary[64];
+    snprintf(summary, sizeof summary, "%d payments", mock_payments_seeded);
+    EXPECT_CONTAINS(err, summary);
+    const char *in_process[] = {"reconcile", "-c", srv.conf_path, "--gateway", "mock", "--from", from_day,
+                                "--to", to_day, "--page-size", "3", NULL};
+    assert_int_equal(run_payd(in_process, out1, sizeof out1, err, sizeof err), 1);
+    assert_int_equal(count_lines(out1), mock_payments_seeded);
+    EXPECT_CONTAINS(err, summary);
+    const char *bad_size[] = {"reconcile", "-c", srv.conf_path, "--gateway", "mock", "--from", from_day,
+                              "--to", to_day, "--page-size", "0", NULL};
+    assert_int_equal(run_payd(bad_size, out1, sizeof out1, err, sizeof err), 2);
+    EXPECT_CONTAINS(err, "--page-size");
+}
+
 /* `payd reconcile` renders no invoice: a template that does not load (which
  * stops serve and check-config) must not stop it. */
 static void test_reconcile_in_process_runs_without_a_loadable_invoice_template(void **state)
@@ -702,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_admin_orders_lists_every_users_orders_with_filters_and_pages),
         cmocka_unit_test(test_reconcile_is_clean_until_the_mock_is_changed_then_names_each_mismatch),
         cmocka_unit_test(test_reconcile_in_process_asks_its_own_modules_and_usage_errors_exit_2),
+        cmocka_unit_test(test_reconcile_pages_check_each_payment_once_and_bad_page_parameters_are_400),
         cmocka_unit_test(test_reconcile_in_process_runs_without_a_loadable_invoice_template),
     };
     return cmocka_run_group_tests(tests, setup, h_group_stop);
