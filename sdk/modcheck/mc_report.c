@@ -40,6 +40,7 @@ static mc_check checks[MC_CHECK_COUNT] = {
     [MC_DECLINE] = {"decline", "a decline is PAYD_E_DECLINED with a failure_code"},
     [MC_TIMEOUT] = {"timeout", "a timeout is PAYD_E_TRANSIENT"},
     [MC_REFUND_OVER] = {"refund_over_capture", "a refund above the captured amount is refused"},
+    [MC_CAPTURE_LATER] = {"capture_later", "a manual-capture payment captures in part, or cancels"},
     [MC_WEBHOOK_TAMPER] = {"webhook_tamper", "a tampered webhook is PAYD_E_SIGNATURE"},
     [MC_ARENA] = {"arena", "every output string lives in the call's arena (or is static)"},
     [MC_NO_SECRETS] = {"no_secrets", "no card number or secret in logs, errors or outputs"},

@@ -17,13 +17,21 @@
  *                        step does not complete it, then does the buyer's
  *                        step (mc_approve.c) and confirms under a new
  *                        attempt key; idempotency also sends that confirm
- *                        twice with one key (one capture); the payment
- *                        refund_over_capture refunds is approved the same way
+ *                        twice with one key (one capture); the payments
+ *                        refund_over_capture and capture_later use are
+ *                        approved the same way
  *   decline              --decline-method: PAYD_E_DECLINED + failure_code
  *   timeout              --timeout-key (the key aimed at a server that
  *                        never answers) or --timeout-method: TRANSIENT
  *   refund_over_capture  refund captured+1: an error (not TRANSIENT);
  *                        then the full amount: accepted
+ *   capture_later        (modules advertising capture_later) a manual-
+ *                        capture payment reaches requires_capture (with
+ *                        the buyer's step for a redirect gateway); a
+ *                        capture of part of it (all of it without
+ *                        partial_capture) answers succeeded with exactly
+ *                        that captured, and retrieve agrees; a second one
+ *                        is canceled, and retrieve agrees
  *   webhook_tamper       in mc_webhook.c
  *   (pan probe)          a card number as payment_method; whatever the
  *                        answer, it must not come back in any output
@@ -78,7 +86,7 @@ typedef struct mc_pay {
     int status;
     char ref[256];
     char next_url[1024];          /* next_action_url, for the buyer's step */
-    int64_t amount, captured;
+    int64_t amount, capturable, captured;
 } mc_pay;
 
 /* ------------------------------------------------------------------------ */
@@ -142,6 +150,7 @@ static int call_pay(mc_worker *w, instance *in, const char *op, const payd_payme
         mc_take(w->c, a, op, "payd_payment_res.provider_request_id", res.provider_request_id, NULL, 0);
         out->status = res.status;
         out->amount = res.amount;
+        out->capturable = res.amount_capturable;
         out->captured = res.amount_captured;
     }
     arena_free(a);
@@ -532,6 +541,151 @@ static int sc_refund_over(mc_worker *w, char *why, size_t len)
     return MC_PASS;
 }
 
+/*
+ * A manual-capture payment taken to requires_capture, for capture_later:
+ * create with capture_method manual and --ok-method (for a redirect
+ * gateway, the buyer's step and confirm of create_paid), then retrieves
+ * while it is processing. The authorization must hold the money, not take
+ * it, and say how much can be captured (the core captures at most
+ * amount_capturable). `p` holds the last answer. MC_PASS, or MC_FAIL with
+ * `why`. Stack only: safe from many threads.
+ */
+static int authorize_manual(mc_worker *w, const payd_payment_req *req, mc_pay *p, char *why, size_t len)
+{
+    if (create_paid(w, req, p, why, len) != MC_PASS) return MC_FAIL;
+    if (!p->ref[0]) return mc_verdict(why, len, MC_FAIL, "a manual-capture create succeeded without a provider_ref");
+    if (wait_settled(w, req, p) != PAYD_OK)
+        return failed_call(why, len, "retrieve while waiting for the manual-capture payment to be authorized", p, "");
+    if (p->status == PAYD_PS_SUCCEEDED)
+        return mc_verdict(why, len, MC_FAIL, "create+confirm with capture_method manual charged the payment at once "
+                          "(succeeded, captured %lld): it must only authorize (requires_capture) and wait for capture",
+                          (long long)p->captured);
+    if (p->status != PAYD_PS_REQUIRES_CAPTURE)
+        return mc_verdict(why, len, MC_FAIL, "create+confirm with capture_method manual left status %s (expected "
+                          "requires_capture)%s", payd_payment_status_name(p->status),
+                          p->status == PAYD_PS_REQUIRES_ACTION && !w->c->o->approve_url
+                              ? "; a redirect gateway: give --approve-url" : "");
+    if (p->capturable <= 0 || p->capturable > req->amount)
+        return mc_verdict(why, len, MC_FAIL, "requires_capture with amount_capturable %lld for a payment of %lld: "
+                          "set it to what was authorized (the core captures at most that)",
+                          (long long)p->capturable, (long long)req->amount);
+    return MC_PASS;
+}
+
+/*
+ * The capture or cancel of an authorized payment, as the core sends it
+ * (server/payments.c, payment_call): the payment's full amount in
+ * req->amount, what to capture in req->amount_to_capture, confirm set,
+ * the key "payd-<payment>-<op>-1". An answer still processing is
+ * retrieved until it settles. `p` holds the last answer. PAYD_OK or the
+ * code of the call that failed.
+ */
+static int settle_authorized(mc_worker *w, const payd_payment_req *created, const char *op, const char *ref,
+                             int64_t amount_to_capture, mc_pay *p)
+{
+    payd_payment_req rq;
+    char key[200];
+    later_req(created, op, 1, ref, &rq, key, sizeof key);
+    rq.confirm = 1;
+    rq.amount_to_capture = amount_to_capture;
+    if (call_pay(w, w->c->inst, op, &rq, p) != PAYD_OK) return p->rc;
+    return wait_settled(w, created, p);
+}
+
+/*
+ * capture_later, first half: capture part of an authorized payment (all
+ * of it when the module does not advertise partial_capture). The answer
+ * and a retrieve after it must both say succeeded with exactly that much
+ * captured: a module that captures everything takes money the shop never
+ * asked for.
+ */
+static int capture_part(mc_worker *w, char *why, size_t len)
+{
+    payd_payment_req req;
+    mc_pay p, rt;
+    char pid[96], key[160], ref[sizeof p.ref], what[128];
+    pay_req(w, "cl", &req, pid, sizeof pid, key, sizeof key);
+    req.capture_method = PAYD_CAPTURE_MANUAL;
+    if (authorize_manual(w, &req, &p, why, len) != MC_PASS) return MC_FAIL;
+    snprintf(ref, sizeof ref, "%s", p.ref);
+    int64_t capturable = p.capturable;
+    int partial = (w->c->inst->mod->caps & PAYD_CAP_PARTIAL_CAPTURE) != 0;
+    int64_t want = partial ? capturable - capturable / 4 : capturable;
+    if (want < 1) want = 1;
+    snprintf(what, sizeof what, "capture of %lld of %lld authorized", (long long)want, (long long)capturable);
+    if (settle_authorized(w, &req, "capture", ref, want, &p) != PAYD_OK) return failed_call(why, len, what, &p, "");
+    if (p.status != PAYD_PS_SUCCEEDED)
+        return mc_verdict(why, len, MC_FAIL, "%s answered status %s (expected succeeded)", what,
+                          payd_payment_status_name(p.status));
+    if (p.captured != want)
+        return mc_verdict(why, len, MC_FAIL, "%s answered amount_captured %lld: capture exactly "
+                          "req->amount_to_capture and release the rest", what, (long long)p.captured);
+    payd_payment_req rq;
+    later_req(&req, NULL, 0, ref, &rq, key, sizeof key);
+    if (call_pay(w, w->c->inst, "retrieve", &rq, &rt) != PAYD_OK)
+        return failed_call(why, len, "retrieve after the capture", &rt, "");
+    if (rt.status != PAYD_PS_SUCCEEDED || rt.captured != want)
+        return mc_verdict(why, len, MC_FAIL, "after a %s, retrieve says %s with amount_captured %lld (expected "
+                          "succeeded with %lld)", what, payd_payment_status_name(rt.status),
+                          (long long)rt.captured, (long long)want);
+    snprintf(why, len, "%s captured %lld of %lld", partial ? "a partial capture" : "a full capture (no partial_capture)",
+             (long long)want, (long long)capturable);
+    return MC_PASS;
+}
+
+/*
+ * capture_later, second half: cancel an authorized payment. The answer
+ * and a retrieve after it must both say canceled: an authorization left
+ * standing keeps the buyer's money on hold.
+ */
+static int cancel_authorized(mc_worker *w, char *why, size_t len)
+{
+    payd_payment_req req;
+    mc_pay p, rt;
+    char pid[96], key[160], ref[sizeof p.ref];
+    pay_req(w, "cc", &req, pid, sizeof pid, key, sizeof key);
+    req.capture_method = PAYD_CAPTURE_MANUAL;
+    if (authorize_manual(w, &req, &p, why, len) != MC_PASS) return MC_FAIL;
+    snprintf(ref, sizeof ref, "%s", p.ref);
+    if (settle_authorized(w, &req, "cancel", ref, 0, &p) != PAYD_OK)
+        return failed_call(why, len, "cancel of an authorized payment", &p, "");
+    if (p.status != PAYD_PS_CANCELED)
+        return mc_verdict(why, len, MC_FAIL, "cancel of an authorized payment answered status %s (expected canceled)",
+                          payd_payment_status_name(p.status));
+    payd_payment_req rq;
+    later_req(&req, NULL, 0, ref, &rq, key, sizeof key);
+    if (call_pay(w, w->c->inst, "retrieve", &rq, &rt) != PAYD_OK)
+        return failed_call(why, len, "retrieve after the cancel", &rt, "");
+    if (rt.status != PAYD_PS_CANCELED)
+        return mc_verdict(why, len, MC_FAIL, "cancel answered canceled, but retrieve after it says %s: the "
+                          "authorization was not voided", payd_payment_status_name(rt.status));
+    return MC_PASS;
+}
+
+/*
+ * capture_later: a module that advertises it is given manual-capture
+ * payments by the core (capture_method manual), so both ways out of
+ * requires_capture are tried on fresh payments: a partial capture, then a
+ * cancel. SKIP when the module does not advertise it or cannot be driven
+ * (no --ok-method). Each run makes its own payments (pay_req ids), so
+ * the threads phase may run it many times at once.
+ */
+static int sc_capture_later(mc_worker *w, char *why, size_t len)
+{
+    const instance *in = w->c->inst;
+    if (!(in->mod->caps & PAYD_CAP_CAPTURE_LATER))
+        return mc_verdict(why, len, MC_SKIP, "the module does not advertise capture_later");
+    if (!in->gw.capture || !in->gw.cancel)
+        return mc_verdict(why, len, MC_SKIP, "the module has no capture or no cancel operation");
+    if (!w->c->o->ok_method) return mc_verdict(why, len, MC_SKIP, "no --ok-method given");
+    if (capture_part(w, why, len) != MC_PASS) return MC_FAIL;
+    char captured[512];
+    snprintf(captured, sizeof captured, "%s", why);
+    if (cancel_authorized(w, why, len) != MC_PASS) return MC_FAIL;
+    snprintf(why, len, "%s; a cancel voided another authorization", captured);
+    return MC_PASS;
+}
+
 /* A card number where a token belongs: whatever the module answers, the
  * number must not come back (checked by the guards, reported under
  * no_secrets). */
@@ -557,6 +711,7 @@ static const struct {
     {MC_DECLINE, "decline", sc_decline},
     {MC_TIMEOUT, "timeout", sc_timeout},
     {MC_REFUND_OVER, "refund_over_capture", sc_refund_over},
+    {MC_CAPTURE_LATER, "capture_later", sc_capture_later},
     {MC_WEBHOOK_TAMPER, "webhook_tamper", mc_sc_webhook},
     {-1, "pan_probe", sc_pan_probe},
 };

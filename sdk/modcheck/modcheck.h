@@ -56,6 +56,7 @@ enum mc_check_id {
     MC_DECLINE,
     MC_TIMEOUT,
     MC_REFUND_OVER,
+    MC_CAPTURE_LATER,
     MC_WEBHOOK_TAMPER,
     MC_ARENA,
     MC_NO_SECRETS,

@@ -50,8 +50,8 @@
 
 static const char *const all_checks[] = {
     "config", "load", "abi.major", "abi.struct_size", "abi.kind", "abi.caps", "symbols", "init_fini",
-    "create_retrieve", "idempotency", "decline", "timeout", "refund_over_capture", "webhook_tamper",
-    "arena", "no_secrets", "threads", NULL};
+    "create_retrieve", "idempotency", "decline", "timeout", "refund_over_capture", "capture_later",
+    "webhook_tamper", "arena", "no_secrets", "threads", NULL};
 
 static void assert_no_sanitizer_report(const char *out)
 {
@@ -191,9 +191,11 @@ static void test_modcheck_passes_the_mock_gateway_with_a_valid_json_report(void 
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r.report, "summary"), "fail")), 0);
     /* Every check ran and passed: the mock exercises all of them. */
     for (int i = 0; all_checks[i]; i++) expect_check_status(&r, all_checks[i], "pass");
-    assert_int_equal(json_array_size(json_object_get(r.report, "checks")), 17);
+    assert_int_equal(json_array_size(json_object_get(r.report, "checks")), 18);
     /* The readable lines went to stderr, one per check. */
     EXPECT_CONTAINS(r.err, "PASS  threads");
+    /* The mock captures exactly the part asked for (1099 - 1099/4). */
+    EXPECT_CONTAINS(r.err, "a partial capture captured 825 of 1099; a cancel voided another authorization");
     EXPECT_CONTAINS(r.err, "the heap stayed within");
     mc_free(&r);
 }
@@ -400,7 +402,10 @@ static void test_modcheck_passes_the_paypal_gateway_against_its_fake_as_the_buye
     EXPECT_CONTAINS(r.err, "approved by the buyer's step and confirmed succeeded");
     EXPECT_CONTAINS(r.err, "a repeated confirm with one key");
     EXPECT_CONTAINS(r.err, "flipped byte, missing and altered signatures refused");
-    assert_true(visits >= 3);
+    /* Authorize (after the buyer's step), capture part, void another. */
+    EXPECT_CONTAINS(r.err, "a partial capture captured 825 of 1099; a cancel voided another authorization");
+    /* create_retrieve, idempotency, refund_over_capture, capture_later (two). */
+    assert_true(visits >= 5);
     mc_free(&r);
 }
 
@@ -508,6 +513,9 @@ static void test_modcheck_fails_each_broken_rule_naming_its_check(void **state)
         {"decline", "decline", "expected PAYD_E_DECLINED", NULL},
         {"timeout", "timeout", "expected PAYD_E_TRANSIENT", NULL},
         {"refund", "refund_over_capture", "was accepted", NULL},
+        {"capture", "capture_later", "capture of 825 of 1099 authorized answered amount_captured 1099", NULL},
+        {"cancel", "capture_later", "retrieve after it says requires_capture: the authorization was not voided",
+         NULL},
         {"webhook", "webhook_tamper", "one byte flipped", NULL},
         {"idempotency", "idempotency", "made a second payment", NULL},
         {"heap", "arena", "outside the call's arena", NULL},

@@ -15,10 +15,15 @@
  *   defect = pan          an unknown payment method is echoed in
  *                         the error message (a card number, then)  (no_secrets)
  *   defect = leak         every init loses 64 bytes                (init_fini)
+ *   defect = capture      a capture of part takes everything       (capture_later)
+ *   defect = cancel       cancel answers canceled, but the
+ *                         authorization stays                      (capture_later)
  *
- * Its "provider" lives in-process and keeps no state: a provider_ref is
- * "bad_<hash of the idempotency key>_<amount>", so a retry with the same
- * key gets the same ref and retrieve can read the amount back.
+ * Its "provider" lives in-process: a provider_ref is "bad_<hash of the
+ * idempotency key>_<amount>", so a retry with the same key gets the same
+ * ref and retrieve can read the amount back. Only manual-capture payments
+ * keep state (an authorization goes on to be captured or canceled): a
+ * list of them per instance, behind the instance's mutex.
  *
  * Test methods: pm_card_visa succeeds, pm_card_chargeDeclined is declined,
  * pm_card_timeout times out. Webhooks carry "Bad-Signature: <hex HMAC-SHA256
@@ -32,6 +37,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A manual-capture payment: its ref, status and amounts. */
+typedef struct bad_auth {
+    char ref[64];
+    int status;
+    int64_t amount, captured;
+} bad_auth;
+
 typedef struct bad {
     const payd_host *h;
     char defect[32];
@@ -41,6 +53,9 @@ typedef struct bad {
     pthread_mutex_t mu;
     char **blocks;
     size_t count, cap;
+    /* Manual-capture payments, under mu; freed at fini. */
+    bad_auth *auths;
+    size_t auth_count, auth_cap;
 } bad;
 
 static char bad_shared_ref[64]; /* defect = static */
@@ -88,6 +103,7 @@ static void bad_fini(void *state)
     bad *b = state;
     for (size_t i = 0; i < b->count; i++) free(b->blocks[i]);
     free(b->blocks);
+    free(b->auths);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -127,6 +143,52 @@ static int64_t bad_amount_of(const char *ref)
     return u ? strtoll(u + 1, NULL, 10) : 0;
 }
 
+/* The manual-capture payment `ref`, or NULL. Call with b->mu held. */
+static bad_auth *bad_auth_find(bad *b, const char *ref)
+{
+    for (size_t i = 0; i < b->auth_count; i++)
+        if (!strcmp(b->auths[i].ref, ref)) return &b->auths[i];
+    return NULL;
+}
+
+/*
+ * Records an authorization of `amount` under `ref` (a create repeated
+ * with its key finds the one it made). PAYD_OK or PAYD_E_NOMEM.
+ */
+static int bad_auth_add(bad *b, const char *ref, int64_t amount)
+{
+    int rc = PAYD_OK;
+    pthread_mutex_lock(&b->mu);
+    if (!bad_auth_find(b, ref)) {
+        if (b->auth_count == b->auth_cap) {
+            size_t cap = b->auth_cap ? b->auth_cap * 2 : 32;
+            bad_auth *grown = realloc(b->auths, cap * sizeof *grown);
+            if (grown) b->auths = grown, b->auth_cap = cap;
+        }
+        if (b->auth_count < b->auth_cap) {
+            bad_auth *au = &b->auths[b->auth_count++];
+            snprintf(au->ref, sizeof au->ref, "%s", ref);
+            au->status = PAYD_PS_REQUIRES_CAPTURE;
+            au->amount = amount;
+            au->captured = 0;
+        } else {
+            rc = PAYD_E_NOMEM;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+/* `res` from a manual-capture payment as it stands. */
+static void bad_auth_answer(bad *b, payd_arena *a, const bad_auth *au, payd_payment_res *res)
+{
+    res->provider_ref = b->h->strdup(a, au->ref);
+    res->status = au->status;
+    res->amount = au->amount;
+    res->amount_capturable = au->status == PAYD_PS_REQUIRES_CAPTURE ? au->amount : 0;
+    res->amount_captured = au->captured;
+}
+
 static int bad_create(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 {
     bad *b = state;
@@ -150,8 +212,16 @@ static int bad_create(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
     }
     res->provider_ref = bad_ref(b, a, req->idempotency_key ? req->idempotency_key : "none", req->amount);
     if (!res->provider_ref) return bad_fail(e, PAYD_E_NOMEM, "out of memory");
+    res->amount = req->amount;
+    if (req->capture_method == PAYD_CAPTURE_MANUAL) {
+        if (bad_auth_add(b, res->provider_ref, req->amount) != PAYD_OK)
+            return bad_fail(e, PAYD_E_NOMEM, "out of memory");
+        res->status = PAYD_PS_REQUIRES_CAPTURE;
+        res->amount_capturable = req->amount;
+        return PAYD_OK;
+    }
     res->status = PAYD_PS_SUCCEEDED;
-    res->amount = res->amount_captured = req->amount;
+    res->amount_captured = req->amount;
     return PAYD_OK;
 }
 
@@ -159,10 +229,61 @@ static int bad_retrieve(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
 {
     bad *b = state;
     if (!req->provider_ref) return bad_fail(e, PAYD_E_INVALID, "provider_ref is required");
+    pthread_mutex_lock(&b->mu);
+    bad_auth *au = bad_auth_find(b, req->provider_ref);
+    if (au) bad_auth_answer(b, a, au, res);
+    pthread_mutex_unlock(&b->mu);
+    if (au) return PAYD_OK;
     res->provider_ref = b->h->strdup(a, req->provider_ref);
     res->status = PAYD_PS_SUCCEEDED;
     res->amount = res->amount_captured = bad_amount_of(req->provider_ref);
     return PAYD_OK;
+}
+
+/*
+ * capture: req->amount_to_capture (0: all) of an authorization. With
+ * defect = capture, everything authorized, whatever was asked.
+ */
+static int bad_capture(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+{
+    bad *b = state;
+    if (!req->provider_ref) return bad_fail(e, PAYD_E_INVALID, "provider_ref is required");
+    int rc = PAYD_OK;
+    pthread_mutex_lock(&b->mu);
+    bad_auth *au = bad_auth_find(b, req->provider_ref);
+    if (!au) rc = bad_fail(e, PAYD_E_NOTFOUND, "no such authorization");
+    else if (au->status != PAYD_PS_REQUIRES_CAPTURE) rc = bad_fail(e, PAYD_E_INVALID, "nothing to capture");
+    else if (req->amount_to_capture < 0 || req->amount_to_capture > au->amount)
+        rc = bad_fail(e, PAYD_E_INVALID, "amount_to_capture exceeds the authorization");
+    if (rc == PAYD_OK) {
+        au->captured = req->amount_to_capture > 0 && !is(b, "capture") ? req->amount_to_capture : au->amount;
+        au->status = PAYD_PS_SUCCEEDED;
+        bad_auth_answer(b, a, au, res);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+/*
+ * cancel: voids an authorization. With defect = cancel, it answers
+ * canceled and leaves the authorization as it was.
+ */
+static int bad_cancel(PAYD_OP_ARGS(payd_payment_req, payd_payment_res))
+{
+    bad *b = state;
+    if (!req->provider_ref) return bad_fail(e, PAYD_E_INVALID, "provider_ref is required");
+    int rc = PAYD_OK;
+    pthread_mutex_lock(&b->mu);
+    bad_auth *au = bad_auth_find(b, req->provider_ref);
+    if (!au) rc = bad_fail(e, PAYD_E_NOTFOUND, "no such authorization");
+    else if (au->status != PAYD_PS_REQUIRES_CAPTURE) rc = bad_fail(e, PAYD_E_INVALID, "nothing to cancel");
+    if (rc == PAYD_OK) {
+        if (!is(b, "cancel")) au->status = PAYD_PS_CANCELED;
+        bad_auth_answer(b, a, au, res);
+        res->status = PAYD_PS_CANCELED;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
 }
 
 static int bad_refund(PAYD_OP_ARGS(payd_refund_req, payd_refund_res))
@@ -201,6 +322,8 @@ static const payd_gateway_ops bad_ops = {
     .struct_size = sizeof(payd_gateway_ops),
     .create = bad_create,
     .retrieve = bad_retrieve,
+    .capture = bad_capture,
+    .cancel = bad_cancel,
     .refund = bad_refund,
     .webhook = bad_webhook,
 };
@@ -211,7 +334,8 @@ static const payd_module bad_module = {
     .version = "0.0.1",
     .description = "breaks one module rule at a time, for payd-modcheck's tests",
     .kind = PAYD_KIND_GATEWAY,
-    .caps = PAYD_CAP_REFUND | PAYD_CAP_PARTIAL_REFUND | PAYD_CAP_WEBHOOKS,
+    .caps = PAYD_CAP_CAPTURE_LATER | PAYD_CAP_PARTIAL_CAPTURE | PAYD_CAP_REFUND | PAYD_CAP_PARTIAL_REFUND |
+            PAYD_CAP_WEBHOOKS,
     .init = bad_init,
     .fini = bad_fini,
     .gateway = &bad_ops,
