@@ -100,6 +100,7 @@ $(BUILD)/fakes/%: tests/fakes/%.c $(wildcard tests/fakes/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/fakes $< -o $@ $(LDFLAGS_SAN) -lcivetweb -ljansson -lssl -lcrypto -lz -lpthread
 
+$(BUILD)/testmodules/whole_capture_only.so: tests/modules/modcheck_bad.c
 $(BUILD)/testmodules/%.so: tests/modules/%.c sdk/include/payd/module.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden $< -o $@ $(LDFLAGS_SAN)

@@ -417,6 +417,13 @@ static int payment_begin_op(op_ctx *x, const char *id, const char *op, const cha
         else if (amt && json_integer_value(amt) > p->amount_capturable)
             refused = fault_invalid(f, "amount_too_large", "amount",
                                     "amount exceeds the capturable amount of %lld", (long long)p->amount_capturable);
+        else if (amt && json_integer_value(amt) < p->amount_capturable && *gw &&
+                 !((*gw)->mod->caps & PAYD_CAP_PARTIAL_CAPTURE))
+            /* Such a module would capture everything, or fail: either way
+             * not what the merchant asked for. */
+            refused = fault_invalid(f, "not_supported", "amount",
+                                    "gateway %s cannot capture part of an authorization; capture all %lld or cancel",
+                                    p->gateway, (long long)p->amount_capturable);
         else if (amt) *amount = json_integer_value(amt);
     }
     if (!refused && rc == STORE_OK && !strcmp(op, "confirm") && in) {

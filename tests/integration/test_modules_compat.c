@@ -9,7 +9,8 @@
  * The test modules live in tests/modules/ (built to
  * $PAYD_BUILD/testmodules/NAME.so): v1_0_header.c (against
  * tests/modules/abi-v1.0/payd/module.h), old_minor_ops.c, good_minimal.c,
- * abi2.c, small_struct.c, init_crash.c, init_fails.c, init_exit.c.
+ * abi2.c, small_struct.c, init_crash.c, init_fails.c, init_exit.c, and
+ * whole_capture_only.c (capture_later without partial_capture).
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -87,8 +88,9 @@ static int setup(void **state)
     snprintf(extra, sizeof extra,
              "[gateway.v10]\nmodule = %s\n"
              "[gateway.old]\nmodule = %s\n"
-             "[gateway.extra]\nmodule = %s\nlabel = exports more than it should\n",
-             testmod("v1_0_header"), testmod("old_minor_ops"), testmod("good_minimal"));
+             "[gateway.extra]\nmodule = %s\nlabel = exports more than it should\n"
+             "[gateway.whole]\nmodule = %s\n",
+             testmod("v1_0_header"), testmod("old_minor_ops"), testmod("good_minimal"), testmod("whole_capture_only"));
     h_payd_opts o = {.extra = extra};
     return h_group_start(state, &srv, &o);
 }
@@ -161,6 +163,49 @@ static void test_older_minor_ops_table_loads_with_missing_tail_absent(void **sta
     assert_non_null(strstr(r.body, "old_minor_ops"));
     h_resp_free(&r);
     assert_int_equal(h_payd_alive(&srv), 1);
+}
+
+/* A module that advertises capture_later but not partial_capture gets no
+ * partial amount: payd answers 400 and the authorization stays whole; a
+ * capture of all of it goes through. */
+static void test_partial_capture_on_a_gateway_without_partial_capture_is_400_and_the_whole_capture_works(
+    void **state)
+{
+    (void)state;
+    h_resp r;
+    char order[64], pay[64], body[256], path[128];
+
+    assert_int_equal(h_post_json(&srv, "/v1/orders", srv.merchant_auth, NULL,
+                                 "{\"currency\":\"USD\",\"items\":[{\"name\":\"Widget\",\"unit_amount\":1099}]}",
+                                 &r),
+                     0);
+    assert_int_equal(r.status, 201);
+    snprintf(order, sizeof order, "%s", h_json_str(&r, "id"));
+    h_resp_free(&r);
+    snprintf(body, sizeof body,
+             "{\"order\":\"%s\",\"gateway\":\"whole\",\"payment_method\":\"pm_card_visa\","
+             "\"capture_method\":\"manual\",\"confirm\":true}",
+             order);
+    assert_int_equal(h_post_json(&srv, "/v1/payments", srv.merchant_auth, NULL, body, &r), 0);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(h_json_str(&r, "status"), "requires_capture");
+    snprintf(pay, sizeof pay, "%s", h_json_str(&r, "id"));
+    h_resp_free(&r);
+
+    snprintf(path, sizeof path, "/v1/payments/%s/capture", pay);
+    assert_int_equal(h_post_json(&srv, path, srv.merchant_auth, NULL, "{\"amount\":500}", &r), 0);
+    EXPECT_ERROR(&r, 400, "invalid_request_error", "not_supported", "amount");
+    EXPECT_CONTAINS(h_err_message(&r), "cannot capture part");
+    h_resp_free(&r);
+    assert_int_equal(h_sql_intf(&srv, "SELECT count(*) FROM payments WHERE id = '%s' AND status = 'requires_capture'"
+                                      " AND amount_capturable = 1099 AND pending_op IS NULL", pay),
+                     1);
+
+    assert_int_equal(h_post_json(&srv, path, srv.merchant_auth, NULL, "{\"amount\":1099}", &r), 0);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(h_json_str(&r, "status"), "succeeded");
+    assert_int_equal(h_rint(&r, "amount_captured"), 1099);
+    h_resp_free(&r);
 }
 
 static void test_module_exporting_extra_symbols_still_loads(void **state)
@@ -243,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_module_built_against_frozen_v1_0_header_serves_a_payment_and_refund),
         cmocka_unit_test(test_older_minor_ops_table_loads_with_missing_tail_absent),
         cmocka_unit_test(test_module_exporting_extra_symbols_still_loads),
+        cmocka_unit_test(test_partial_capture_on_a_gateway_without_partial_capture_is_400_and_the_whole_capture_works),
         cmocka_unit_test(test_loader_probe_logs_each_module_once),
     };
     const struct CMUnitTest refused[] = {

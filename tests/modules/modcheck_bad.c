@@ -328,14 +328,21 @@ static const payd_gateway_ops bad_ops = {
     .webhook = bad_webhook,
 };
 
+/* whole_capture_only.c reuses this module under another name and caps. */
+#ifndef BAD_MODULE_NAME
+#define BAD_MODULE_NAME "modcheck_bad"
+#define BAD_MODULE_CAPS                                                                                    \
+    (PAYD_CAP_CAPTURE_LATER | PAYD_CAP_PARTIAL_CAPTURE | PAYD_CAP_REFUND | PAYD_CAP_PARTIAL_REFUND |      \
+     PAYD_CAP_WEBHOOKS)
+#endif
+
 static const payd_module bad_module = {
     PAYD_MODULE_V1,
-    .name = "modcheck_bad",
+    .name = BAD_MODULE_NAME,
     .version = "0.0.1",
     .description = "breaks one module rule at a time, for payd-modcheck's tests",
     .kind = PAYD_KIND_GATEWAY,
-    .caps = PAYD_CAP_CAPTURE_LATER | PAYD_CAP_PARTIAL_CAPTURE | PAYD_CAP_REFUND | PAYD_CAP_PARTIAL_REFUND |
-            PAYD_CAP_WEBHOOKS,
+    .caps = BAD_MODULE_CAPS,
     .init = bad_init,
     .fini = bad_fini,
     .gateway = &bad_ops,
