@@ -40,12 +40,12 @@
 
 static void reconcile_usage(void)
 {
-    fprintf(stderr, "usage: payd reconcile [-c FILE] --gateway NAME --from DATE --to DATE [--page-size N]\n"
-                    "       payd reconcile --server URL --gateway NAME --from DATE --to DATE [--page-size N]"
-                    "   (admin key in $PAYD_ADMIN_KEY)\n"
+    fprintf(stderr, "usage: payd reconcile [-c FILE] --gateway NAME --from DATE --to DATE [--page-size N]"
+                    " [--starting-after PAYMENT]\n"
+                    "       payd reconcile --server URL ...same...   (admin key in $PAYD_ADMIN_KEY)\n"
                     "       DATE is YYYY-MM-DD (UTC midnight) or RFC 3339; --to is exclusive;\n"
-                    "       N payments per page, 1 to %d (default %d)\n",
-            RECONCILE_PAGE_MAX, RECONCILE_PAGE_MAX);
+                    "       N payments per page, 1 to %d (default %d); --starting-after resumes a run\n",
+            RECONCILE_PAGE_MAX, RECONCILE_PAGE_DEFAULT);
 }
 
 int cli_reconcile_parse(int argc, char **argv, cli_reconcile_opts *o)
@@ -54,8 +54,8 @@ int cli_reconcile_parse(int argc, char **argv, cli_reconcile_opts *o)
         {"config", required_argument, NULL, 'c'}, {"gateway", required_argument, NULL, 'g'},
         {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
         {"server", required_argument, NULL, 's'}, {"page-size", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0}};
-    *o = (cli_reconcile_opts){.config = "conf/payd.conf", .page_size = RECONCILE_PAGE_MAX};
+        {"starting-after", required_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
+    *o = (cli_reconcile_opts){.config = "conf/payd.conf", .page_size = RECONCILE_PAGE_DEFAULT};
     char *end;
     int ch;
     optind = 1;
@@ -66,6 +66,13 @@ int cli_reconcile_parse(int argc, char **argv, cli_reconcile_opts *o)
         case 'f': o->from = optarg; break;
         case 't': o->to = optarg; break;
         case 's': o->server = optarg; break;
+        case 'a':
+            if (strlen(optarg) >= CURSOR_MAX) {
+                reconcile_usage();
+                return 2;
+            }
+            o->starting_after = optarg;
+            break;
         case 'p':
             o->page_size = (int)strtol(optarg, &end, 10);
             if (!*optarg || *end || o->page_size < 1 || o->page_size > RECONCILE_PAGE_MAX) {
@@ -93,7 +100,7 @@ static void print_value(const char *name, json_t *v)
 
 /* Totals over the pages of one run. */
 typedef struct recon_totals {
-    long long payments, refunds, mismatches;
+    long long pages, payments, refunds, mismatches;
 } recon_totals;
 
 /* Prints one page's mismatches and adds its counts to *t. Copies the
@@ -114,6 +121,7 @@ static int print_page(json_t *res, recon_totals *t, char cursor[CURSOR_MAX])
         printf(" -- %s\n", json_string_value(json_object_get(m, "message")));
     }
     fflush(stdout);
+    t->pages++;
     t->payments += json_integer_value(json_object_get(res, "payments_checked"));
     t->refunds += json_integer_value(json_object_get(res, "refunds_checked"));
     t->mismatches += (long long)json_array_size(list);
@@ -125,6 +133,14 @@ static int print_page(json_t *res, recon_totals *t, char cursor[CURSOR_MAX])
     }
     snprintf(cursor, CURSOR_MAX, "%s", next);
     return 1;
+}
+
+/* After a failed page: where to resume, when some pages were done. */
+static void print_resume(const recon_totals *t, const char *cursor)
+{
+    if (t->pages > 0 && cursor[0])
+        fprintf(stderr, "payd: reconcile: stopped; the pages before were checked: resume with --starting-after %s\n",
+                cursor);
 }
 
 /* The summary on stderr; returns the exit code. */
@@ -140,7 +156,8 @@ int cli_reconcile_run(app *a, const cli_reconcile_opts *o)
     report_range rg;
     fault f;
     recon_totals t = {0};
-    char cursor[CURSOR_MAX] = "";
+    char cursor[CURSOR_MAX];
+    snprintf(cursor, sizeof cursor, "%s", o->starting_after ? o->starting_after : "");
     if (reports_range(a->cfg, o->from, o->to, &rg, &f) != 0) {
         fprintf(stderr, "payd: reconcile: %s\n", f.message);
         return 2;
@@ -150,6 +167,7 @@ int cli_reconcile_run(app *a, const cli_reconcile_opts *o)
         json_t *out = NULL;
         if (reconcile_run(a, o->gateway, &rg, &page, &out, &f) != 0) {
             fprintf(stderr, "payd: reconcile: %s\n", f.message);
+            print_resume(&t, cursor);
             return 2;
         }
         more = print_page(out, &t, cursor);
@@ -231,7 +249,8 @@ int cli_reconcile_remote(const cli_reconcile_opts *o)
     char *auth = NULL;
     struct curl_slist *headers = NULL;
     recon_totals t = {0};
-    char cursor[CURSOR_MAX] = "";
+    char cursor[CURSOR_MAX];
+    snprintf(cursor, sizeof cursor, "%s", o->starting_after ? o->starting_after : "");
     int more = -1;
     if (gw && from && to && asprintf(&auth, "Authorization: Bearer %s", key) > 0 &&
         (headers = curl_slist_append(NULL, auth)) != NULL) {
@@ -261,5 +280,6 @@ int cli_reconcile_remote(const cli_reconcile_opts *o)
     curl_free(to);
     curl_easy_cleanup(h);
     curl_global_cleanup();
+    if (more < 0) print_resume(&t, cursor);
     return more < 0 ? 2 : print_summary(o, &t);
 }

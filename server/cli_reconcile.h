@@ -10,6 +10,7 @@ typedef struct cli_reconcile_opts {
     const char *from, *to;
     const char *server;   /* --server URL: ask that payd instead of running here */
     int page_size;        /* --page-size: payments per page (1..RECONCILE_PAGE_MAX) */
+    const char *starting_after; /* --starting-after: resume after this payment */
 } cli_reconcile_opts;
 
 /* Parses the arguments after `reconcile`. 0, or 2 (usage printed). */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "ids.h"
@@ -49,7 +50,12 @@ STORE_STMT(stmt_gateway_ref_insert,
  * and default switches of one customer run one after the other: the
  * partial unique index (one default per customer) then never fires on a
  * race, and the last switch wins. Other customers are not blocked. */
-STORE_STMT(stmt_customer_lock, "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE");
+STORE_STMT(stmt_customer_lock, "SELECT 1 FROM customers WHERE id = $1 FOR NO KEY UPDATE");
+/* NO KEY: a payment inserted for the customer (a foreign key) does not
+ * wait for it. The first save of a customer on a gateway is serialized by
+ * a transaction-scoped advisory lock on "payd-first-save:<customer>:<gateway>",
+ * taken without waiting (see methods_save). */
+STORE_STMT(stmt_first_save_try, "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked");
 /* With $9 (set_default) the others are cleared first (stmt_default_clear_for_save). A
  * customer's first method becomes the default anyway. */
 STORE_STMT(stmt_method_insert,
@@ -227,16 +233,20 @@ static int method_record(op_ctx *x, store_conn *c, const char *customer_id, inst
  * Saves a provider token as a customer's payment method.
  *
  * The provider knows the customer by a reference it creates on the first
- * save. That first save therefore runs while holding the customer's row
- * lock, so concurrent first saves create one provider customer, not one
+ * save. That first save therefore runs under a first-save advisory lock
+ * (per customer and gateway), held in a transaction across the provider
+ * call, so concurrent first saves create one provider customer, not one
  * each (the losers would otherwise leave orphans at the provider and their
- * methods attached to them). Later saves call the provider outside any
- * transaction and take the lock only to record the result. Holding a pooled
- * connection across one provider call, once per customer and gateway, is
- * the price; the lock blocks only that customer.
+ * methods attached to them). The others do not queue on the lock holding a
+ * connection: they poll for it with backoff, connection released, and find
+ * the reference once it commits (503 save_in_progress after the provider
+ * timeout). Later saves call the provider outside any transaction. Every
+ * save records its method under the customer row lock, which orders it
+ * with deletes and default switches. Thread-safe; *out is the caller's.
  */
 int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, fault *f)
 {
+    *out = NULL;
     json_t *jm = in ? json_object_get(in, "payment_method") : NULL;
     json_t *jg = in ? json_object_get(in, "gateway") : NULL;
     if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 200)
@@ -265,30 +275,51 @@ int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, f
     }
 
     /* The provider reference, read first without a lock: once a customer
-     * has one, a save costs no extra round-trips. Without one, take the
-     * customer lock and read again: a concurrent first save may have just
-     * recorded it; if not, this save creates it, still holding the lock. */
+     * has one, a save costs nothing extra. Without one, this save may
+     * create it, under the first-save lock; a save that finds the lock
+     * taken lets go of its connection, waits a moment and looks again, so
+     * concurrent first saves hold one pooled connection, not one each. */
     const char *p0[] = {customer_id};
     const char *p1[] = {customer_id, gw->name};
-    PGresult *r = NULL;
-    int rc = store_query(c, &stmt_gateway_ref, 2, p1, &r);
-    const char *customer_ref = rc == STORE_OK && PQntuples(r) == 1 ? arena_strdup(x->arena, PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    int locked = 0;
-    if (rc == STORE_OK && !customer_ref) {
-        rc = store_begin(c);
-        locked = rc == STORE_OK;
-        if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
-        if (rc == STORE_OK) rc = store_query(c, &stmt_gateway_ref, 2, p1, &r);
+    char lock_name[160];
+    snprintf(lock_name, sizeof lock_name, "payd-first-save:%s:%s", customer_id, gw->name);
+    const char *pl[] = {lock_name};
+    const char *customer_ref = NULL;
+    int rc = STORE_OK, locked = 0;
+    for (long waited_ms = 0, pause_ms = 10;; waited_ms += pause_ms, pause_ms = pause_ms < 200 ? pause_ms * 2 : 200) {
+        PGresult *r = NULL;
+        if (!c) c = store_acquire(x->a->db);
+        if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+        rc = store_query(c, &stmt_gateway_ref, 2, p1, &r);
         if (rc == STORE_OK && PQntuples(r) == 1) customer_ref = arena_strdup(x->arena, PQgetvalue(r, 0, 0));
         PQclear(r);
-        if (rc == STORE_OK && customer_ref) {
-            rc = store_commit(c);
-            locked = 0;
+        if (rc != STORE_OK || customer_ref) break;
+        rc = store_begin(c);
+        if (rc == STORE_OK) rc = store_query(c, &stmt_first_save_try, 1, pl, &r);
+        locked = rc == STORE_OK && store_val(r, 0, "locked")[0] == 't';
+        PQclear(r);
+        if (locked) {
+            /* A first save may have committed between the read and the lock. */
+            rc = store_query(c, &stmt_gateway_ref, 2, p1, &r);
+            if (rc == STORE_OK && PQntuples(r) == 1) customer_ref = arena_strdup(x->arena, PQgetvalue(r, 0, 0));
+            PQclear(r);
+            if (rc != STORE_OK || customer_ref) {
+                store_rollback(c);
+                locked = 0;
+            }
+            break;
         }
+        store_rollback(c);
+        store_release(c);
+        c = NULL;
+        if (rc != STORE_OK) return fault_store(f, rc);
+        if (waited_ms > x->a->cfg->http_timeout_ms + 1000L)
+            return fault_set(f, 503, "api_error", "save_in_progress", NULL,
+                             "another first save for this customer on gateway %s is still running; retry", gw->name);
+        struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
     }
-    if (rc != STORE_OK || !locked) {
-        if (locked) store_rollback(c);
+    if (!locked) {
         store_release(c);
         c = NULL;
         if (rc != STORE_OK) return fault_store(f, rc);
@@ -306,8 +337,8 @@ int methods_save(op_ctx *x, const char *customer_id, json_t *in, json_t **out, f
         c = store_acquire(x->a->db);
         if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
         rc = store_begin(c);
-        if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
     }
+    if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, p0, NULL);
     int foreign = 0;
     if (rc == STORE_OK)
         rc = method_record(x, c, customer_id, gw, json_is_true(jd), customer_ref ? NULL : res.customer_ref, &res, out,
@@ -441,8 +472,13 @@ int methods_set_default(op_ctx *x, const char *customer_id, const char *pm_id, j
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
     PGresult *m = NULL, *r = NULL;
     const char *params[] = {customer_id, pm_id};
-    /* The customer lock comes first, so a concurrent delete either finishes
-     * before (404 here) or waits until this switch commits. */
+    /* The caller must see the customer before it may lock it; then the
+     * customer lock, so a concurrent delete either finishes before (404
+     * here) or waits until this switch commits. */
+    if (customer_visible(x, c, customer_id, NULL, NULL, f) != 0) {
+        store_release(c);
+        return -1;
+    }
     int rc = store_begin(c);
     if (rc == STORE_OK) rc = store_query(c, &stmt_customer_lock, 1, params, NULL);
     if (rc != STORE_OK || method_visible(x, c, customer_id, pm_id, &m, f) != 0) {

@@ -665,7 +665,9 @@ static void test_reconcile_in_process_asks_its_own_modules_and_usage_errors_exit
 /* The API walks the range in pages: every payment is checked exactly
  * once whatever the page size, the mismatches of the pages add up to one
  * whole run's, and bad page parameters are 400. The CLI pages the same way
- * (--page-size) and prints the same lines. */
+ * (--page-size) and prints the same lines. Every mock payment is first
+ * given the same created_at, so the cursor's tie-break on id carries the
+ * walk. */
 static void test_reconcile_pages_check_each_payment_once_and_bad_page_parameters_are_400(void **state)
 {
     (void)state;
@@ -673,6 +675,9 @@ static void test_reconcile_pages_check_each_payment_once_and_bad_page_parameters
     char q[400], cursor[64] = "";
     long long whole_mismatches;
 
+    assert_int_equal(sql_int("WITH u AS (UPDATE payments SET created_at = '%s 12:00:00+00' WHERE gateway = 'mock'"
+                             " RETURNING 1) SELECT count(*) FROM u", from_day),
+                     mock_payments_seeded);
     snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&limit=1000", from_day, to_day);
     get(q, srv.admin_auth, &r);
     EXPECT_STATUS(&r, 200);
@@ -714,7 +719,7 @@ static void test_reconcile_pages_check_each_payment_once_and_bad_page_parameters
     EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid", "limit");
     snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&starting_after=pay_nope", from_day,
              to_day);
-    EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid", "starting_after");
+    EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "resource_missing", "starting_after");
     /* A cursor of another gateway's payment is refused too. */
     {
         char sql[160];
@@ -725,7 +730,7 @@ static void test_reconcile_pages_check_each_payment_once_and_bad_page_parameters
         assert_non_null(eu);
         snprintf(q, sizeof q, "/v1/admin/reconcile?gateway=mock&from=%s&to=%s&starting_after=%s", from_day, to_day,
                  eu);
-        EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "parameter_invalid",
+        EXPECT_GET_ERROR(&srv, q, srv.admin_auth, 400, "invalid_request_error", "resource_missing",
                          "starting_after");
         free(eu);
     }
@@ -747,6 +752,35 @@ static void test_reconcile_pages_check_each_payment_once_and_bad_page_parameters
     assert_int_equal(run_payd(in_process, out1, sizeof out1, err, sizeof err), 1);
     assert_int_equal(count_lines(out1), mock_payments_seeded);
     EXPECT_CONTAINS(err, summary);
+    /* ... one line per payment, each payment once. */
+    assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE gateway = 'mock'"), mock_payments_seeded);
+    {
+        char sql[160];
+        char *id;
+        for (int i = 0; i < mock_payments_seeded; i++) {
+            char line[96];
+            snprintf(sql, sizeof sql, "SELECT id FROM payments WHERE gateway = 'mock' ORDER BY id OFFSET %d LIMIT 1", i);
+            id = h_sql_value(srv.db_url, sql);
+            assert_non_null(id);
+            snprintf(line, sizeof line, "%s missing_at_provider", id);
+            assert_true(has_line_starting(out1, line));
+            free(id);
+        }
+    }
+    /* --starting-after resumes after a payment: the rest of the range. */
+    {
+        char sql[200];
+        char *third;
+        snprintf(sql, sizeof sql, "SELECT id FROM payments WHERE gateway = 'mock' ORDER BY created_at, id"
+                                  " OFFSET 2 LIMIT 1");
+        third = h_sql_value(srv.db_url, sql);
+        assert_non_null(third);
+        const char *resumed[] = {"reconcile", "-c", srv.conf_path, "--gateway", "mock", "--from", from_day,
+                                 "--to", to_day, "--page-size", "2", "--starting-after", third, NULL};
+        assert_int_equal(run_payd(resumed, out1, sizeof out1, err, sizeof err), 1);
+        assert_int_equal(count_lines(out1), mock_payments_seeded - 3);
+        free(third);
+    }
     const char *bad_size[] = {"reconcile", "-c", srv.conf_path, "--gateway", "mock", "--from", from_day,
                               "--to", to_day, "--page-size", "0", NULL};
     assert_int_equal(run_payd(bad_size, out1, sizeof out1, err, sizeof err), 2);
