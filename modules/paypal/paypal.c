@@ -282,7 +282,8 @@ static int paypal_init(const payd_host *h, const payd_config *cfg,
     pthread_mutex_init(&inst->token_mu, NULL);
     pthread_mutex_init(&inst->cert_mu, NULL);
     rc = paypal_configure(inst, cfg, e);
-    if (rc == PAYD_OK && paypal_seal_key(h, inst, inst->seal_key) != PAYD_OK)
+    if (rc == PAYD_OK &&
+        paypal_seal_key(h, inst, inst->seal_key, inst->token_cache_key) != PAYD_OK)
         rc = payd_fail(e, PAYD_E_INVALID,
                        "paypal: client_id or api_base is too long");
     if (rc != PAYD_OK) {

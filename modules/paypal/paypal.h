@@ -110,6 +110,7 @@ typedef struct paypal_instance {
     char *public_info;           /* JSON object text for GET /v1/gateways */
 
     uint8_t seal_key[PAYPAL_SEAL_KEY_LEN]; /* seals the cached token; wiped */
+    char token_cache_key[48];    /* "oauth_token.v1.<key id>", see paypal_seal_key */
     pthread_mutex_t token_mu;    /* held while a token is being fetched */
     pthread_mutex_t cert_mu;     /* guards certs and cert_clock */
     paypal_cert_entry certs[PAYPAL_CERT_CACHE_SLOTS];
@@ -185,13 +186,15 @@ const char *paypal_link(json_t *links, const char *const *rels);
 /* ------------------------------------------------------------------------ */
 
 /* paypal_token_seal.c: the token as the shared cache holds it. The key is
- * derived from the client secret, client id and API base into `key`
- * (PAYD_OK, or PAYD_E_INVALID for an overlong id or base). Seal answers
+ * derived from the client secret, client id and API base into `key`, and
+ * the cache entry's name from the key (`cache_key`, a public key id), so
+ * processes with other credentials or an older format never share an
+ * entry (PAYD_OK, or PAYD_E_INVALID for an overlong id or base). Seal answers
  * base64 text in the arena (NULL on failure); open answers the token, or
  * NULL for a value that was changed, sealed under another key, or is not
  * a sealed token. */
 int paypal_seal_key(const payd_host *h, const paypal_instance *inst,
-                    uint8_t key[PAYPAL_SEAL_KEY_LEN]);
+                    uint8_t key[PAYPAL_SEAL_KEY_LEN], char cache_key[48]);
 char *paypal_token_seal(const payd_host *h, payd_arena *a,
                         const uint8_t key[PAYPAL_SEAL_KEY_LEN],
                         const char *token);

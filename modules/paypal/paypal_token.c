@@ -28,7 +28,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define PAYPAL_TOKEN_CACHE_KEY "oauth_token"
 /* A token is refreshed this long before PayPal says it expires. */
 #define PAYPAL_TOKEN_MARGIN_S 60
 
@@ -145,7 +144,7 @@ static const char *paypal_token_cached(const paypal_instance *inst,
     char *sealed = NULL, *v;
     size_t n = 0;
 
-    if (h->cache_get(h, PAYPAL_TOKEN_CACHE_KEY, a, &sealed, &n) != PAYD_OK ||
+    if (h->cache_get(h, inst->token_cache_key, a, &sealed, &n) != PAYD_OK ||
         sealed == NULL || n == 0 || strlen(sealed) != n)
         return NULL;
     v = paypal_token_open(h, a, inst->seal_key, sealed);
@@ -180,7 +179,7 @@ int paypal_token(paypal_instance *inst, payd_arena *a, const char *stale,
     rc = paypal_token_fetch(inst, a, &t, &ttl, e);
     sealed = rc == PAYD_OK ? paypal_token_seal(h, a, inst->seal_key, t) : NULL;
     if (rc == PAYD_OK &&
-        (sealed == NULL || h->cache_set(h, PAYPAL_TOKEN_CACHE_KEY, sealed,
+        (sealed == NULL || h->cache_set(h, inst->token_cache_key, sealed,
                                         strlen(sealed), ttl) != PAYD_OK))
         h->log(h, PAYD_LOG_WARN,
                "paypal: could not cache the access token: every call will "

@@ -18,7 +18,11 @@
  * miss, then a fresh token). The key lives in the instance and is wiped by
  * fini like the secret it comes from.
  *
- * Threads: both functions are pure over their arguments; the key is
+ * The cache entry is named by a key id derived from the key, so processes
+ * on other credentials (during a secret rotation) or on an older format
+ * never read or overwrite each other's entry.
+ *
+ * Threads: the functions are pure over their arguments; the key is
  * written once at init.
  */
 #include "paypal.h"
@@ -31,11 +35,14 @@
 #define SEAL_TAG 16
 #define SEAL_AAD "payd paypal token v1"
 
-/* See paypal.h. */
+/* See paypal.h. The key id is the first 8 bytes of HMAC(key, "key id"):
+ * public, and different for every key. */
 int paypal_seal_key(const payd_host *h, const paypal_instance *inst,
-                    uint8_t key[PAYPAL_SEAL_KEY_LEN])
+                    uint8_t key[PAYPAL_SEAL_KEY_LEN], char cache_key[48])
 {
+    static const char kid_label[] = "key id";
     char label[PAYPAL_URL_MAX + 256];
+    uint8_t kid[32];
     int n = snprintf(label, sizeof label, "payd paypal token cache v1|%s|%s",
                      inst->client_id, inst->api_base);
 
@@ -43,6 +50,11 @@ int paypal_seal_key(const payd_host *h, const paypal_instance *inst,
         return PAYD_E_INVALID;
     h->hmac_sha256(inst->client_secret, inst->client_secret_len, label,
                    (size_t)n, key);
+    h->hmac_sha256(key, PAYPAL_SEAL_KEY_LEN, kid_label, sizeof kid_label - 1,
+                   kid);
+    snprintf(cache_key, 48,
+             "oauth_token.v1.%02x%02x%02x%02x%02x%02x%02x%02x", kid[0],
+             kid[1], kid[2], kid[3], kid[4], kid[5], kid[6], kid[7]);
     return PAYD_OK;
 }
 
@@ -80,12 +92,17 @@ char *paypal_token_open(const payd_host *h, payd_arena *a,
                         const char *sealed)
 {
     uint8_t *buf = NULL;
-    long n = h->base64_decode(a, sealed, &buf);
+    long n;
     EVP_CIPHER_CTX *ctx;
     char *token;
     size_t len;
     int out = 0, fin = 0, ok;
 
+    /* Whoever writes the cache chooses this text: bound it before the
+     * host decodes (and allocates for) it. */
+    if (strlen(sealed) > 4 * ((SEAL_NONCE + SEAL_TAG + PAYPAL_TOKEN_MAX + 2) / 3))
+        return NULL;
+    n = h->base64_decode(a, sealed, &buf);
     if (n < SEAL_NONCE + SEAL_TAG + 1 ||
         (size_t)n > SEAL_NONCE + SEAL_TAG + PAYPAL_TOKEN_MAX)
         return NULL;

@@ -363,30 +363,52 @@ static int th_cache_set(const payd_host *h, const char *key, const void *value,
     return PAYD_OK;
 }
 
-/* The cached value under `key` (malloc'd copy, NULL when absent). */
-static char *cache_peek(const char *key)
+/* The module's token entries are "oauth_token.v1.<key id>". */
+#define TOKEN_ENTRY "oauth_token.v1."
+
+/* The `nth` cached entry whose key starts with `prefix` (in slot order):
+ * its key to `key` (64 bytes, may be NULL) and a malloc'd copy of its
+ * value, or NULL when there is none. */
+static char *cache_peek(const char *prefix, int nth, char *key)
 {
     char *v = NULL;
     size_t i;
 
     pthread_mutex_lock(&cache_mu);
-    for (i = 0; i < CACHE_SLOTS; i++)
-        if (cache[i].value != NULL && strcmp(cache[i].key, key) == 0)
+    for (i = 0; i < CACHE_SLOTS && v == NULL; i++)
+        if (cache[i].value != NULL && strncmp(cache[i].key, prefix, strlen(prefix)) == 0 && nth-- == 0) {
             v = strdup(cache[i].value);
+            if (key != NULL)
+                snprintf(key, 64, "%s", cache[i].key);
+        }
     pthread_mutex_unlock(&cache_mu);
     return v;
 }
 
-/* Changes one character in the middle of the cached value under `key`. */
-static void cache_flip(const char *key)
+/* How many cached entries have keys starting with `prefix`. */
+static int cache_count(const char *prefix)
+{
+    int n = 0;
+    size_t i;
+
+    pthread_mutex_lock(&cache_mu);
+    for (i = 0; i < CACHE_SLOTS; i++)
+        n += cache[i].value != NULL && strncmp(cache[i].key, prefix, strlen(prefix)) == 0;
+    pthread_mutex_unlock(&cache_mu);
+    return n;
+}
+
+/* Replaces the value under exactly `key` (which must exist). */
+static void cache_put(const char *key, const char *value)
 {
     size_t i;
 
     pthread_mutex_lock(&cache_mu);
     for (i = 0; i < CACHE_SLOTS; i++)
         if (cache[i].value != NULL && strcmp(cache[i].key, key) == 0) {
-            char *c = &cache[i].value[cache[i].len / 2];
-            *c = *c == 'A' ? 'B' : 'A';
+            free(cache[i].value);
+            cache[i].value = strdup(value);
+            cache[i].len = strlen(value);
         }
     pthread_mutex_unlock(&cache_mu);
 }
@@ -456,6 +478,7 @@ static int teardown(void **state)
     assert_false(fake_log_contains(CLIENT_SECRET));
     assert_false(fake_log_contains("S3cr3t"));
     assert_false(fake_log_contains("tok1"));
+    assert_false(fake_log_contains("tok2"));
     return 0;
 }
 
@@ -1123,6 +1146,28 @@ static void test_completed_capture_with_an_unreadable_amount_is_an_unknown_outco
     }
 }
 
+/* The same for the answer of a capture of an authorization: a COMPLETED
+ * capture whose amount cannot be read is an unknown outcome, not 0. */
+static void test_capture_answered_completed_with_an_unreadable_amount_is_an_unknown_outcome(void **state)
+{
+    payd_payment_req r = op_req("capture");
+    payd_payment_res res = {.struct_size = sizeof res};
+    payd_error e = {0};
+
+    (void)state;
+    r.capture_method = PAYD_CAPTURE_MANUAL;
+    r.amount_to_capture = 1000;
+    script_push(200, order_json("COMPLETED", "19.99", AUTHORIZATIONS("CREATED", "19.99"), NULL),
+                NULL);
+    script_push(201,
+                "{\"id\":\"2GG279541U471931P\",\"status\":\"COMPLETED\","
+                "\"amount\":{\"currency_code\":\"USD\",\"value\":\"10.009\"}}",
+                NULL);
+    assert_int_equal(gw->capture(st, &r, &res, arena, &e), PAYD_E_TRANSIENT);
+    assert_contains(e.message, "amount");
+    assert_int_equal(res.amount_captured, 0);
+}
+
 static void test_redirect_links_are_https_or_a_real_loopback_host(void **state)
 {
     static const char *const rels[] = {"approve", NULL};
@@ -1392,20 +1437,23 @@ static void *race_create(void *arg)
 }
 
 /* The shared cache (Redis in production) never holds a usable token:
- * what is stored is sealed, and neither the token nor the secret shows. */
+ * what is stored is sealed, under an entry named by a key id, and neither
+ * the token nor the secret shows. */
 static void test_the_shared_cache_holds_the_token_sealed_not_in_clear(void **state)
 {
     payd_payment_req r = op_req("retrieve");
     payd_payment_res res = {.struct_size = sizeof res};
     payd_error e = {0};
-    char *stored;
+    char *stored, key[64];
 
     (void)state;
     default_answer = (answer){200, order_json("CREATED", "19.99", NULL, APPROVE_LINKS), NULL};
     assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
     assert_string_equal(call_at(0).auth, "Bearer tok1");
-    stored = cache_peek("oauth_token");
+    assert_int_equal(cache_count(""), 1);
+    stored = cache_peek(TOKEN_ENTRY, 0, key);
     assert_non_null(stored);
+    assert_int_equal(strlen(key), strlen(TOKEN_ENTRY) + 16);
     assert_null(strstr(stored, "tok1"));
     assert_null(strstr(stored, "S3cr3t"));
     /* nonce (12) + "tok1" (4) + tag (16) = 32 bytes, as base64. */
@@ -1419,29 +1467,42 @@ static void test_the_shared_cache_holds_the_token_sealed_not_in_clear(void **sta
 }
 
 /* A cached value someone changed does not open: it is a miss, and a
- * fresh token replaces it. */
+ * fresh token replaces it, which is then reused. */
 static void test_a_changed_cached_token_is_a_miss_and_a_new_token_is_fetched(void **state)
 {
     payd_payment_req r = op_req("retrieve");
     payd_payment_res res = {.struct_size = sizeof res};
     payd_error e = {0};
+    char key[64], *stored;
 
     (void)state;
     default_answer = (answer){200, order_json("CREATED", "19.99", NULL, APPROVE_LINKS), NULL};
     assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
-    cache_flip("oauth_token");
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 1);
+    stored = cache_peek(TOKEN_ENTRY, 0, key);
+    assert_non_null(stored);
+    stored[strlen(stored) / 2] = stored[strlen(stored) / 2] == 'A' ? 'B' : 'A';
+    cache_put(key, stored);
+    free(stored);
     assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
     assert_int_equal(tokens_asked(), 2);
-    assert_string_equal(call_at(1).auth, "Bearer tok2");
+    assert_string_equal(call_at(2).auth, "Bearer tok2");
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 2);
+    assert_string_equal(call_at(3).auth, "Bearer tok2");
 }
 
-/* Another process with the same credentials shares the cached token; one
- * with another client secret cannot open it and fetches its own. */
+/* Another process with the same credentials shares the cached token.
+ * Another client secret, client id or API base names another entry (no
+ * fight over one entry during a rotation), and a value sealed under one
+ * key does not open under another. */
 static void test_the_cached_token_opens_only_under_the_same_credentials(void **state)
 {
     payd_payment_req r = op_req("retrieve");
     payd_payment_res res = {.struct_size = sizeof res};
     payd_error e = {0};
+    char first_key[64], other_key[64], *first, *other;
 
     (void)state;
     default_answer = (answer){200, order_json("CREATED", "19.99", NULL, APPROVE_LINKS), NULL};
@@ -1455,6 +1516,30 @@ static void test_the_cached_token_opens_only_under_the_same_credentials(void **s
     assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
     assert_int_equal(tokens_asked(), 2);
     assert_string_equal(call_at(2).auth, "Bearer tok2");
+    assert_int_equal(cache_count(TOKEN_ENTRY), 2);
+
+    /* The first credentials' sealed token, put under the second's entry,
+     * does not open: a fresh token. */
+    first = cache_peek(TOKEN_ENTRY, 0, first_key);
+    other = cache_peek(TOKEN_ENTRY, 1, other_key);
+    assert_non_null(first);
+    assert_non_null(other);
+    assert_string_not_equal(first_key, other_key);
+    cache_put(other_key, first);
+    free(first);
+    free(other);
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 3);
+    assert_string_equal(call_at(3).auth, "Bearer tok3");
+
+    /* Another client id, or another API base: their own entries. */
+    assert_int_equal(restart_with(&e, "client_secret", CLIENT_SECRET, "client_id", "AOtherClientId9876", NULL), PAYD_OK);
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 4);
+    assert_int_equal(restart_with(&e, "client_id", CLIENT_ID, "api_base", API_BASE "2/", NULL), PAYD_OK);
+    assert_int_equal(gw->retrieve(st, &r, &res, arena, &e), PAYD_OK);
+    assert_int_equal(tokens_asked(), 5);
+    assert_int_equal(cache_count(TOKEN_ENTRY), 4);
 }
 
 static void test_32_threads_with_an_empty_cache_cause_one_token_request(void **state)
@@ -2082,6 +2167,7 @@ int main(void)
         T(test_cancel_voids_the_authorization_or_needs_no_call),
         T(test_retrieve_maps_every_order_and_payment_status),
         T(test_completed_capture_with_an_unreadable_amount_is_an_unknown_outcome),
+        T(test_capture_answered_completed_with_an_unreadable_amount_is_an_unknown_outcome),
         T(test_redirect_links_are_https_or_a_real_loopback_host),
         T(test_refund_posts_to_the_capture_with_the_request_id),
         T(test_errors_map_to_payd_codes),
