@@ -181,8 +181,8 @@ char *manual_instructions(const manual_instance *inst, int method,
         t = append_line(h, a, t, inst->text[method]);
     if (inst->auto_expire_days > 0 && created_at < 0) {
         t = append_line(h, a, t,
-                        h->sprintf(a, "Unpaid %lld days after the order, the "
-                                      "payment is cancelled.",
+                        h->sprintf(a, "Unpaid %lld days after the payment was "
+                                      "started, it is cancelled.",
                                    (long long)inst->auto_expire_days));
     } else if (inst->auto_expire_days > 0) {
         time_t until = (time_t)(created_at + inst->auto_expire_days * 86400);

@@ -272,7 +272,7 @@ static void test_confirm_names_the_expiry_delay_not_a_date_counted_from_now(void
     assert_int_equal(call(gw->confirm, &req, &res, &e), PAYD_OK);
     assert_null(strstr(res.next_action_text, "Unpaid by"));
     assert_non_null(strstr(res.next_action_text,
-                           "Unpaid 7 days after the order, the payment is cancelled."));
+                           "Unpaid 7 days after the payment was started, it is cancelled."));
     assert_int_equal(call(gw->retrieve, &req, &res, &e), PAYD_OK);
     assert_null(strstr(res.next_action_text, "Unpaid by"));
 }
