@@ -628,7 +628,10 @@ static int capture_part(mc_worker *w, char *why, size_t len)
         return mc_verdict(why, len, MC_FAIL, "after a %s, retrieve says %s with amount_captured %lld (expected "
                           "succeeded with %lld)", what, payd_payment_status_name(rt.status),
                           (long long)rt.captured, (long long)want);
-    snprintf(why, len, "%s captured %lld of %lld", partial ? "a partial capture" : "a full capture (no partial_capture)",
+    snprintf(why, len, "%s captured %lld of %lld",
+             want < capturable ? "a partial capture"
+             : partial         ? "a full capture (too little authorized to capture part)"
+                               : "a full capture (no partial_capture)",
              (long long)want, (long long)capturable);
     return MC_PASS;
 }

@@ -469,7 +469,9 @@ static void test_modcheck_passes_the_manual_gateway(void **state)
 /* A module that breaks one rule at a time                                  */
 /* ------------------------------------------------------------------------ */
 
-static void bad_module_run(mc_run *r, const char *defect)
+/* Runs payd-modcheck on test module `module` (modcheck_bad, or a module
+ * built from it) with `defect`. */
+static void bad_module_run_as(mc_run *r, const char *module, const char *defect)
 {
     int leaks = strcmp(defect, "leak") == 0;
     char dir[PATH_MAX], conf[PATH_MAX + 32], sample[PATH_MAX + 32], mod[PATH_MAX];
@@ -480,7 +482,7 @@ static void bad_module_run(mc_run *r, const char *defect)
                    "[database]\nurl = postgresql:///unused\n"
                    "[gateway.bad]\nmodule = %s\ndefect = %s\napi_key = env:MODCHECK_BAD_KEY\n"
                    "webhook_secret = env:MODCHECK_BAD_WHSEC\n",
-                   h_testmodule(mod, sizeof mod, "modcheck_bad"), defect);
+                   h_testmodule(mod, sizeof mod, module), defect);
     write_file_fmt(sample, "{\"id\":\"evt_bad_1\",\"type\":\"payment.succeeded\"}");
     setenv("MODCHECK_BAD_KEY", "sk_test_modcheck_bad_0123456789", 1);
     setenv("MODCHECK_BAD_WHSEC", "whsec_modcheck_bad_0123456789", 1);
@@ -488,6 +490,11 @@ static void bad_module_run(mc_run *r, const char *defect)
                           "--timeout-method", "pm_card_timeout", "--webhook-sample", sample, "--webhook-header",
                           "Bad-Signature: {hmac-body:webhook_secret}", "--threads", "8", NULL};
     modcheck_ex(r, conf, "gateway.bad", args, leaks);
+}
+
+static void bad_module_run(mc_run *r, const char *defect)
+{
+    bad_module_run_as(r, "modcheck_bad", defect);
 }
 
 static void test_modcheck_passes_the_bad_module_when_it_breaks_nothing(void **state)
@@ -498,6 +505,20 @@ static void test_modcheck_passes_the_bad_module_when_it_breaks_nothing(void **st
     if (r.rc != 0) print_error("%s\n", r.err);
     assert_int_equal(r.rc, 0);
     for (int i = 0; all_checks[i]; i++) expect_check_status(&r, all_checks[i], "pass");
+    mc_free(&r);
+}
+
+/* A module with capture_later but not partial_capture is asked to capture
+ * the whole authorization, which is all the core will ask of it. */
+static void test_modcheck_captures_all_on_a_module_without_partial_capture(void **state)
+{
+    (void)state;
+    mc_run r;
+    bad_module_run_as(&r, "whole_capture_only", "none");
+    if (r.rc != 0) print_error("%s\n", r.err);
+    assert_int_equal(r.rc, 0);
+    expect_check_status(&r, "capture_later", "pass");
+    EXPECT_CONTAINS(r.err, "a full capture (no partial_capture) captured 1099 of 1099");
     mc_free(&r);
 }
 
@@ -827,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_modcheck_passes_the_shipped_notifiers),
         cmocka_unit_test(test_modcheck_passes_the_manual_gateway),
         cmocka_unit_test(test_modcheck_passes_the_bad_module_when_it_breaks_nothing),
+        cmocka_unit_test(test_modcheck_captures_all_on_a_module_without_partial_capture),
         cmocka_unit_test(test_modcheck_fails_each_broken_rule_naming_its_check),
         cmocka_unit_test(test_modcheck_finds_memory_lost_over_init_fini_cycles),
         cmocka_unit_test(test_modcheck_reports_loader_refusals_as_failed_checks),
