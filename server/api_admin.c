@@ -27,39 +27,16 @@ void api_admin_transactions(app *a, http_req *r)
     api_reply(r, rc, 200, out, &f, NULL);
 }
 
-STORE_STMT(stmt_audit_list,
-           "SELECT json_build_object('id', id, 'entity', entity, 'seq', seq, 'actor', actor, 'action', action,"
-           " 'request_id', request_id, 'before', before, 'after', after,"
-           " 'created', extract(epoch FROM created_at)::bigint, 'hash', encode(hash, 'hex'))::text"
-           " FROM audit_log WHERE ($1::text IS NULL OR entity = $1)"
-           " AND ($2::bigint IS NULL OR id < $2::bigint) ORDER BY id DESC LIMIT $3::int");
-
 void api_admin_audit(app *a, http_req *r)
 {
     int limit, bad = 0;
     if (api_limit(r, &limit)) return;
     const char *after = api_query_digits(r, "starting_after", &bad);
     if (bad) return;
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {http_query(r, "entity"), after, lim};
-    store_conn *c = store_acquire(a->db);
-    if (!c) {
-        http_reply_store_error(r, STORE_E_UNAVAILABLE);
-        return;
-    }
-    PGresult *res = NULL;
-    int rc = store_query(c, &stmt_audit_list, 3, params, &res);
-    store_release(c);
-    if (rc != STORE_OK) {
-        http_reply_store_error(r, rc);
-        return;
-    }
-    json_t *data = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++) json_array_append_new(data, json_loads(PQgetvalue(res, i, 0), 0, NULL));
-    PQclear(res);
-    http_reply_json(r, 200, json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", n > limit));
+    json_t *out = NULL;
+    fault f;
+    int rc = audit_list(a->db, http_query(r, "entity"), after, limit, &out, &f);
+    api_reply(r, rc, 200, out, &f, NULL);
 }
 
 void api_admin_audit_verify(app *a, http_req *r)

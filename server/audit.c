@@ -22,6 +22,7 @@
 
 #include "app.h"
 #include "host.h"
+#include "list_page.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -288,4 +289,23 @@ int audit_verify(store *s, json_t **report)
                         "unsealed_rows", (json_int_t)unsealed, "first_broken",
                         broken ? broken : json_null());
     return STORE_OK;
+}
+
+STORE_STMT(stmt_list,
+           "SELECT json_build_object('id', id, 'entity', entity, 'seq', seq, 'actor', actor, 'action', action,"
+           " 'request_id', request_id, 'before', before, 'after', after,"
+           " 'created', extract(epoch FROM created_at)::bigint, 'hash', encode(hash, 'hex'))::text AS j"
+           " FROM audit_log WHERE ($1::text IS NULL OR entity = $1)"
+           " AND ($2::bigint IS NULL OR id < $2::bigint) ORDER BY id DESC LIMIT $3::int");
+
+int audit_list(store *s, const char *entity, const char *starting_after, int limit, json_t **out, fault *f)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *params[] = {entity, starting_after, lim};
+    store_conn *c = store_acquire(s);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    int rc = list_page_query(c, &stmt_list, 3, params, limit, out, f);
+    store_release(c);
+    return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 
+#include "fault.h"
 #include "store.h"
 
 struct app;
@@ -34,5 +35,9 @@ long audit_seal(struct app *a);
  * Returns STORE_OK (whatever the verdict) or a STORE_E_* code.
  */
 int audit_verify(store *s, json_t **report);
+
+/* A page of audit rows, newest first, optionally of one entity, below the
+ * row number `starting_after` (digits; NULL: from the newest). */
+int audit_list(store *s, const char *entity, const char *starting_after, int limit, json_t **out, fault *f);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "list_page.h"
 #include "orders.h"
 
 STORE_STMT(stmt_emit,
@@ -59,39 +60,18 @@ STORE_STMT(stmt_list,
            " AND ($3::text IS NULL OR seq > (SELECT seq FROM events WHERE id = $3))"
            " ORDER BY seq LIMIT $4::int");
 
-STORE_STMT(stmt_cursor, "SELECT 1 FROM events WHERE id = $1");
+STORE_STMT(stmt_cursor, "SELECT 1 FROM events WHERE id = $1 AND $2::text IS NULL");
 
 int events_list(store *db, const char *type, const char *object_id, const char *starting_after,
                 int limit, json_t **out, fault *f)
 {
-    store_conn *c = store_acquire(db);
-    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    if (starting_after) {
-        /* An unknown cursor is a mistake, not the end of the list. */
-        const char *p1[] = {starting_after};
-        PGresult *e = NULL;
-        int rc = store_query(c, &stmt_cursor, 1, p1, &e);
-        int found = rc == STORE_OK && PQntuples(e) == 1;
-        PQclear(e);
-        if (!found) {
-            store_release(c);
-            return rc != STORE_OK ? fault_store(f, rc)
-                                  : fault_invalid(f, "resource_missing", "starting_after",
-                                                  "no such event: '%.64s'", starting_after);
-        }
-    }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {type, object_id, starting_after, lim};
-    PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list, 4, params, &r);
+    store_conn *c = store_acquire(db);
+    if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
+    int rc = starting_after ? list_page_cursor(c, &stmt_cursor, starting_after, NULL, "event", f) : 0;
+    if (rc == 0) rc = list_page_query(c, &stmt_list, 4, params, limit, out, f);
     store_release(c);
-    if (rc != STORE_OK) return fault_store(f, rc);
-    json_t *data = json_array();
-    int n = PQntuples(r);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, json_loads(PQgetvalue(r, i, 0), 0, NULL));
-    PQclear(r);
-    *out = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", n > limit);
-    return 0;
+    return rc;
 }

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "list_page.h"
+
 STORE_STMT(stmt_append,
            "INSERT INTO ledger (entry_type, payment_id, refund_id, order_id, gateway, amount, currency, request_id)"
            " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, $8)");
@@ -28,7 +30,7 @@ int ledger_append(store_conn *c, const char *entry_type, const char *payment_id,
 }
 
 STORE_STMT(stmt_list,
-           "SELECT id, json_build_object('id', 'txn_' || id, 'object', 'transaction', 'type', entry_type,"
+           "SELECT json_build_object('id', 'txn_' || id, 'object', 'transaction', 'type', entry_type,"
            " 'payment_id', payment_id, 'refund_id', refund_id, 'order_id', order_id, 'gateway', gateway,"
            " 'amount', amount, 'currency', currency, 'request_id', request_id,"
            " 'created', extract(epoch FROM created_at)::bigint)::text AS j"
@@ -52,15 +54,7 @@ int ledger_list(store *db, const ledger_filter *flt, json_t **out, fault *f)
     snprintf(lim, sizeof lim, "%d", flt->limit + 1);
     const char *params[] = {flt->payment_id, flt->order_id, flt->entry_type, flt->currency,
                             flt->gateway, after, lim};
-    PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list, 7, params, &r);
+    int rc = list_page_query(c, &stmt_list, 7, params, flt->limit, out, f);
     store_release(c);
-    if (rc != STORE_OK) return fault_store(f, rc);
-    json_t *data = json_array();
-    int n = PQntuples(r);
-    for (int i = 0; i < n && i < flt->limit; i++)
-        json_array_append_new(data, json_loads(store_val(r, i, "j"), 0, NULL));
-    PQclear(r);
-    *out = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", n > flt->limit);
-    return 0;
+    return rc;
 }

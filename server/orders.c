@@ -27,6 +27,7 @@
 #include "audit.h"
 #include "events.h"
 #include "ids.h"
+#include "list_page.h"
 #include "money.h"
 #include "params.h"
 
@@ -318,31 +319,11 @@ int orders_list(op_ctx *x, const order_filter *flt, json_t **out, fault *f)
                             flt->currency};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    if (flt->starting_after) {
-        /* An unknown (or someone else's) cursor is a mistake, not the end. */
-        const char *cp[] = {flt->starting_after, op_user_scope(x)};
-        PGresult *e = NULL;
-        int crc = store_query(c, &stmt_cursor, 2, cp, &e);
-        int found = crc == STORE_OK && PQntuples(e) == 1;
-        PQclear(e);
-        if (!found) {
-            store_release(c);
-            return crc != STORE_OK ? fault_store(f, crc)
-                                   : fault_invalid(f, "resource_missing", "starting_after",
-                                                   "no such order: '%.64s'", flt->starting_after);
-        }
-    }
-    PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list, 7, params, &r);
+    int rc = flt->starting_after ? list_page_cursor(c, &stmt_cursor, flt->starting_after, op_user_scope(x), "order", f)
+                                 : 0;
+    if (rc == 0) rc = list_page_query(c, &stmt_list, 7, params, flt->limit, out, f);
     store_release(c);
-    if (rc != STORE_OK) return fault_store(f, rc);
-    json_t *data = json_array();
-    int n = PQntuples(r);
-    for (int i = 0; i < n && i < flt->limit; i++)
-        json_array_append_new(data, json_loads(store_val(r, i, "j"), 0, NULL));
-    PQclear(r);
-    *out = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", n > flt->limit);
-    return 0;
+    return rc;
 }
 
 int orders_lock(store_conn *c, const char *id, order_row *o)

@@ -28,6 +28,7 @@
 #include "arena.h"
 #include "audit.h"
 #include "host.h"
+#include "list_page.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -140,7 +141,7 @@ int outbox_dispatch(app *a)
 }
 
 STORE_STMT(stmt_list,
-           "SELECT o.id, json_build_object('id', 'dlv_' || o.id, 'object', 'delivery', 'event_id', o.event_id,"
+           "SELECT json_build_object('id', 'dlv_' || o.id, 'object', 'delivery', 'event_id', o.event_id,"
            " 'event_type', e.type, 'notifier', o.notifier, 'state', o.state, 'attempts', o.attempts,"
            " 'next_attempt_at', extract(epoch FROM o.next_attempt_at)::bigint, 'last_error', o.last_error,"
            " 'created', extract(epoch FROM o.created_at)::bigint,"
@@ -176,17 +177,9 @@ int outbox_list(op_ctx *x, const char *state, const char *starting_after, int li
     const char *params[] = {state, after, lim};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list, 3, params, &r);
+    int rc = list_page_query(c, &stmt_list, 3, params, limit, out, f);
     store_release(c);
-    if (rc != STORE_OK) return fault_store(f, rc);
-    json_t *data = json_array();
-    int n = PQntuples(r);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, json_loads(store_val(r, i, "j"), 0, NULL));
-    PQclear(r);
-    *out = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", n > limit);
-    return 0;
+    return rc;
 }
 
 int outbox_replay(op_ctx *x, const char *id, json_t **out, fault *f)

@@ -28,6 +28,7 @@
 #include "cardguard.h"
 #include "ids.h"
 #include "janitor.h"
+#include "list_page.h"
 #include "log.h"
 #include "metrics.h"
 #include "methods.h"
@@ -561,31 +562,10 @@ int payments_list(op_ctx *x, const char *order_id, const char *needs_review, con
     const char *params[] = {order_id, op_user_scope(x), starting_after, lim, needs_review};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    if (starting_after) {
-        /* An unknown (or someone else's) cursor is a mistake, not the end. */
-        const char *cp[] = {starting_after, op_user_scope(x)};
-        PGresult *e = NULL;
-        int crc = store_query(c, &stmt_cursor, 2, cp, &e);
-        int found = crc == STORE_OK && PQntuples(e) == 1;
-        PQclear(e);
-        if (!found) {
-            store_release(c);
-            return crc != STORE_OK ? fault_store(f, crc)
-                                   : fault_invalid(f, "resource_missing", "starting_after",
-                                                   "no such payment: '%.64s'", starting_after);
-        }
-    }
-    PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list_repr, 5, params, &r);
+    int rc = starting_after ? list_page_cursor(c, &stmt_cursor, starting_after, op_user_scope(x), "payment", f) : 0;
+    if (rc == 0) rc = list_page_query(c, &stmt_list_repr, 5, params, limit, out, f);
     store_release(c);
-    if (rc != STORE_OK) return fault_store(f, rc);
-    json_t *data = json_array();
-    int n = PQntuples(r);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, json_loads(store_val(r, i, "j"), 0, NULL));
-    PQclear(r);
-    *out = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", n > limit);
-    return 0;
+    return rc;
 }
 
 /*
