@@ -101,6 +101,7 @@ void api_refunds_list(app *a, http_req *r)
     if (api_limit(r, &limit)) return;
     json_t *out = NULL;
     fault f;
-    int rc = refunds_list(&x, http_query(r, "payment_id"), http_query(r, "order_id"), limit, &out, &f);
+    int rc = refunds_list(&x, http_query(r, "payment_id"), http_query(r, "order_id"), http_query(r, "starting_after"),
+                          limit, &out, &f);
     api_reply(r, rc, 200, out, &f, NULL);
 }

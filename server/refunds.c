@@ -23,6 +23,7 @@
 #include "ids.h"
 #include "janitor.h"
 #include "ledger.h"
+#include "list_page.h"
 #include "log.h"
 #include "manual_review.h"
 #include "metrics.h"
@@ -58,7 +59,12 @@ STORE_STMT(stmt_get,
 STORE_STMT(stmt_list,
            "SELECT " REFUND_JSON " AS j FROM refunds r JOIN payments p ON p.id = r.payment_id"
            " WHERE ($1::text IS NULL OR r.payment_id = $1) AND ($2::text IS NULL OR r.order_id = $2)"
-           " AND ($3::text IS NULL OR p.user_id = $3) ORDER BY r.created_at DESC, r.id DESC LIMIT $4::int");
+           " AND ($3::text IS NULL OR p.user_id = $3)"
+           " AND ($5::text IS NULL OR (r.created_at, r.id) < (SELECT created_at, id FROM refunds WHERE id = $5))"
+           " ORDER BY r.created_at DESC, r.id DESC LIMIT $4::int");
+STORE_STMT(stmt_cursor,
+           "SELECT 1 FROM refunds r JOIN payments p ON p.id = r.payment_id"
+           " WHERE r.id = $1 AND ($2::text IS NULL OR p.user_id = $2)");
 
 typedef struct refund_row {
     const char *id, *payment_id, *status, *provider_ref, *reason;
@@ -388,25 +394,18 @@ int refunds_get(op_ctx *x, const char *id, json_t **out, fault *f)
     return found ? 0 : fault_not_found(f, "refund", id);
 }
 
-int refunds_list(op_ctx *x, const char *payment_id, const char *order_id, int limit, json_t **out,
-                 fault *f)
+int refunds_list(op_ctx *x, const char *payment_id, const char *order_id, const char *starting_after, int limit,
+                 json_t **out, fault *f)
 {
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {payment_id, order_id, op_user_scope(x), lim};
+    const char *params[] = {payment_id, order_id, op_user_scope(x), lim, starting_after};
     store_conn *c = store_acquire(x->a->db);
     if (!c) return fault_store(f, STORE_E_UNAVAILABLE);
-    PGresult *r = NULL;
-    int rc = store_query(c, &stmt_list, 4, params, &r);
+    int rc = starting_after ? list_page_cursor(c, &stmt_cursor, starting_after, op_user_scope(x), "refund", f) : 0;
+    if (rc == 0) rc = list_page_query(c, &stmt_list, 5, params, limit, out, f);
     store_release(c);
-    if (rc != STORE_OK) return fault_store(f, rc);
-    json_t *data = json_array();
-    int n = PQntuples(r);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, json_loads(store_val(r, i, "j"), 0, NULL));
-    PQclear(r);
-    *out = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data, "has_more", n > limit);
-    return 0;
+    return rc;
 }
 
 int refunds_resolve(op_ctx *x, const char *id)

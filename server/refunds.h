@@ -10,8 +10,10 @@
 
 int refunds_create(op_ctx *x, json_t *in, json_t **out, int *status, fault *f);
 int refunds_get(op_ctx *x, const char *id, json_t **out, fault *f);
-int refunds_list(op_ctx *x, const char *payment_id, const char *order_id, int limit, json_t **out,
-                 fault *f);
+/* A page of refunds, newest first, filtered by payment and/or order, after
+ * `starting_after` (a refund id the caller can see). */
+int refunds_list(op_ctx *x, const char *payment_id, const char *order_id, const char *starting_after, int limit,
+                 json_t **out, fault *f);
 /* Janitor. */
 int refunds_resolve(op_ctx *x, const char *id);
 

@@ -1171,6 +1171,34 @@ void h_get_ok(const h_payd *p, const char *path, const char *auth, h_resp *r)
     assert_int_equal(h_get(p, path, auth, r), 0);
 }
 
+size_t h_list_walk(const h_payd *p, const char *path, const char *auth, char ids[][64], size_t max, int *pages)
+{
+    size_t n = 0;
+    char after[64] = "";
+    *pages = 0;
+    for (int guard = 0; guard < 20; guard++) {
+        char page[640];
+        snprintf(page, sizeof page, "%s&limit=2%s%s", path, after[0] ? "&starting_after=" : "", after);
+        h_resp r;
+        h_get_ok(p, page, auth, &r);
+        h_expect_status_at(&r, 200, __FILE__, __LINE__);
+        json_t *data = h_jpath(r.json, "data");
+        assert_true(json_is_array(data));
+        assert_true(json_array_size(data) <= 2);
+        (*pages)++;
+        for (size_t i = 0; i < json_array_size(data) && n < max; i++)
+            snprintf(ids[n++], 64, "%s", json_string_value(h_jpath(json_array_get(data, i), "id")));
+        int more = h_rbool(&r, "has_more");
+        assert_true(more == 0 || more == 1);
+        if (more) assert_int_equal(json_array_size(data), 2);
+        h_resp_free(&r);
+        if (!more) return n;
+        snprintf(after, sizeof after, "%s", ids[n - 1]);
+    }
+    fail_msg("pagination of %s did not end", path);
+    return n;
+}
+
 void h_create(const h_payd *p, const char *path, const char *auth, const char *json_text, long status,
               char id[64])
 {

@@ -340,6 +340,15 @@ size_t h_events_of(h_payd *p, const char *object_id, const char *type);
 void h_post_ok(const h_payd *p, const char *path, const char *auth, const char *json_text, h_resp *r);
 void h_get_ok(const h_payd *p, const char *path, const char *auth, h_resp *r);
 
+/*
+ * Walks a list to its end: GET `path` (which already has its "?query")
+ * with limit 2, then with starting_after the last id served, while
+ * has_more. Asserts each page is 200, a list of at most 2, and full when
+ * more follow; copies the ids in the order served into ids (at most max)
+ * and the number of pages into *pages. Returns how many ids it copied.
+ */
+size_t h_list_walk(const h_payd *p, const char *path, const char *auth, char ids[][64], size_t max, int *pages);
+
 /* POST `json_text` to `path` by `auth`, expect HTTP `status` and a string
  * "id", and copy that id into id (64 bytes): creating an order, a payment,
  * a refund, a customer. */

@@ -589,32 +589,9 @@ static void test_order_unknown_parameter_is_400_parameter_unknown(void **state)
 /* Follows the cursor through /v1/orders?QUERY with limit 2; collects ids. */
 static size_t list_all(const char *query, char ids[][64], size_t max, int *pages)
 {
-    size_t n = 0;
-    char after[64] = "";
-    *pages = 0;
-    for (int guard = 0; guard < 20; guard++) {
-        char path[512];
-        snprintf(path, sizeof path, "/v1/orders?%s&limit=2%s%s", query, after[0] ? "&starting_after=" : "", after);
-        h_resp r;
-        get(path, srv.merchant_auth, &r);
-        EXPECT_STATUS(&r, 200);
-        json_t *data = h_jpath(r.json, "data");
-        assert_true(json_is_array(data));
-        assert_true(json_array_size(data) <= 2);
-        (*pages)++;
-        for (size_t i = 0; i < json_array_size(data) && n < max; i++)
-            snprintf(ids[n++], 64, "%s", json_string_value(h_jpath(json_array_get(data, i), "id")));
-        int more = h_rbool(&r, "has_more");
-        assert_true(more == 0 || more == 1);
-        if (more) {
-            assert_int_equal(json_array_size(data), 2);
-            snprintf(after, sizeof after, "%s", ids[n - 1]);
-        }
-        h_resp_free(&r);
-        if (!more) return n;
-    }
-    fail_msg("pagination did not end");
-    return n;
+    char path[512];
+    snprintf(path, sizeof path, "/v1/orders?%s", query);
+    return h_list_walk(&srv, path, srv.merchant_auth, ids, max, pages);
 }
 
 static void test_order_list_paginates_with_cursor_and_filters_by_status(void **state)

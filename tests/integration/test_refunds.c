@@ -1,9 +1,10 @@
 /*
  * test_refunds.c - refunds against a real payd, PostgreSQL and the mock
  * gateway: full, partial and several partial refunds, the over-refund and
- * unpaid-payment refusals, and the invariant under concurrency: 50 refunds
- * of 10% each racing on one payment never refund more than was captured,
- * and the ledger reconciles with the payment row afterwards.
+ * unpaid-payment refusals, listing page by page, and the invariant under
+ * concurrency: 50 refunds of 10% each racing on one payment never refund
+ * more than was captured, and the ledger reconciles with the payment row
+ * afterwards.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -70,6 +71,15 @@ static void refund_ok(const char *pay_id, long long amount, long long want)
     EXPECT_STR(h_rstr(&r, "payment_id"), pay_id);
     assert_int_equal(h_rint(&r, "amount"), want);
     h_resp_free(&r);
+}
+
+/* "Bearer <jwt>" for end user `user`, valid for ten minutes. */
+static void user_auth(const char *user, char auth[1024])
+{
+    char *jwt = h_jwt_hs256(h_jwt_secret(), user, (long long)time(NULL) + 600);
+    assert_non_null(jwt);
+    snprintf(auth, 1024, "Bearer %s", jwt);
+    free(jwt);
 }
 
 /* The payment and order money state, read back through the API. */
@@ -292,14 +302,56 @@ static void test_end_user_cannot_create_refunds(void **state)
     (void)state;
     char order[64], pay_id[64];
     paid_order(700, order, pay_id);
-    char *jwt = h_jwt_hs256(h_jwt_secret(), "refund_user", (long long)time(NULL) + 600);
-    assert_non_null(jwt);
     char auth[1024], body[128];
-    snprintf(auth, sizeof auth, "Bearer %s", jwt);
-    free(jwt);
+    user_auth("refund_user", auth);
     snprintf(body, sizeof body, "{\"payment\":\"%s\"}", pay_id);
     EXPECT_POST_ERROR(&srv, "/v1/refunds", auth, body, 403, "permission_error", "insufficient_role", NULL);
     expect_reconciled(pay_id, 0, 0);
+}
+
+static void test_refund_list_pages_with_starting_after_serving_each_refund_once_newest_first(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    paid_order(1000, order, pay_id);
+    for (int i = 0; i < 5; i++) refund_ok(pay_id, 100, 100);
+
+    char ids[8][64], path[128];
+    int pages = 0;
+    snprintf(path, sizeof path, "/v1/refunds?payment_id=%s", pay_id);
+    size_t n = h_list_walk(&srv, path, srv.merchant_auth, ids, 8, &pages);
+    assert_int_equal(n, 5);
+    assert_int_equal(pages, 3);
+    /* Served in the database's newest-first order, each exactly once. */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(sql_int("SELECT count(*) FROM refunds r, refunds s WHERE s.id = '%s' AND r.payment_id = '%s'"
+                                 " AND (r.created_at, r.id) > (s.created_at, s.id)",
+                                 ids[i], pay_id),
+                         (long long)i);
+    }
+}
+
+static void test_refund_list_cursor_that_names_no_visible_refund_is_400_resource_missing(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64];
+    paid_order(600, order, pay_id);
+    char body[128], refund_id[64];
+    snprintf(body, sizeof body, "{\"payment\":\"%s\",\"amount\":200}", pay_id);
+    h_create(&srv, "/v1/refunds", srv.merchant_auth, body, 201, refund_id);
+
+    EXPECT_GET_ERROR(&srv, "/v1/refunds?starting_after=re_doesnotexist", srv.merchant_auth, 400, "invalid_request_error",
+                     "resource_missing", "starting_after");
+    /* An end user cannot page from a refund of someone else's payment. */
+    char auth[1024], path[160];
+    user_auth("refund_lister", auth);
+    snprintf(path, sizeof path, "/v1/refunds?starting_after=%s", refund_id);
+    EXPECT_GET_ERROR(&srv, path, auth, 400, "invalid_request_error", "resource_missing", "starting_after");
+    /* The merchant can. */
+    h_resp r;
+    get(path, srv.merchant_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
 }
 
 /* One racing refund request. */
@@ -391,6 +443,8 @@ int main(void)
         cmocka_unit_test(test_over_refund_is_400_amount_too_large_and_changes_nothing),
         cmocka_unit_test(test_refund_of_unpaid_payment_is_409),
         cmocka_unit_test(test_end_user_cannot_create_refunds),
+        cmocka_unit_test(test_refund_list_pages_with_starting_after_serving_each_refund_once_newest_first),
+        cmocka_unit_test(test_refund_list_cursor_that_names_no_visible_refund_is_400_resource_missing),
         cmocka_unit_test(test_fifty_concurrent_ten_percent_refunds_exactly_ten_succeed_and_ledger_reconciles),
         cmocka_unit_test(test_payd_stops_cleanly_without_sanitizer_reports),
     };
