@@ -8,7 +8,8 @@
  *
  * The request pipeline, in order: request id, route match (404/405), body
  * (413 past [server] max_body_bytes, 415 for a non-JSON body on a JSON route,
- * 400 for invalid JSON), authentication (401/403), idempotency (replay, 400,
+ * 400 for invalid JSON), card data and query parameters (400),
+ * authentication (401/403), idempotency (replay, 400,
  * 409), the handler, idempotency record, metrics, and finally ONE mg_write
  * of headers and body together: with tcp_nodelay a split write costs a
  * delayed-ACK round trip (~40 ms) per request.
@@ -402,6 +403,64 @@ static void write_response(http_req *r)
     if (out != stack) free(out);
 }
 
+/* 1 when `name` (n bytes) is one of the space-separated `list`. */
+static int name_listed(const char *list, const char *name, size_t n)
+{
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, " ");
+        if (len == n && memcmp(p, name, n) == 0) return 1;
+        p += len;
+        p += strspn(p, " ");
+    }
+    return 0;
+}
+
+/*
+ * Query parameters are held to the same rule as JSON members: a name the
+ * route does not read is refused, never ignored, so "?stauts=paid" is not
+ * silently every order, and a cursor on a list that takes none cannot
+ * loop a client over page one forever. A name given twice is refused too:
+ * which one counts would be CivetWeb's choice, not the caller's.
+ */
+static int check_query(http_req *r)
+{
+    if (!r->query || (r->route->flags & ROUTE_RAW)) return 0;
+    const char *allowed = r->route->query;
+    for (const char *p = r->query; *p;) {
+        size_t seg = strcspn(p, "&");
+        size_t raw = strcspn(p, "=&");
+        char name[65];
+        int n = raw < sizeof name ? mg_url_decode(p, (int)raw, name, (int)sizeof name, 1) : -1;
+        if (raw > 0 && (n < 0 || !name_listed(allowed, name, (size_t)n))) {
+            if (n < 0) snprintf(name, sizeof name, "%.40s…", p);
+            char *takes = arena_strdup(r->arena, allowed ? allowed : "none");
+            for (char *s = takes; s && *s; s++)
+                if (*s == ' ') *s = ',';
+            http_reply_error(r, 400, "invalid_request_error", "parameter_unknown", arena_strdup(r->arena, name),
+                             "unknown query parameter %s; this route takes: %s", name, takes ? takes : "");
+            return -1;
+        }
+        if (raw > 0) {
+            /* The same name again further on? */
+            for (const char *q = p + seg; *q;) {
+                q += *q == '&';
+                size_t qraw = strcspn(q, "=&");
+                char other[65];
+                int m = qraw < sizeof other ? mg_url_decode(q, (int)qraw, other, (int)sizeof other, 1) : -1;
+                if (m == n && memcmp(other, name, (size_t)n) == 0) {
+                    http_reply_error(r, 400, "invalid_request_error", "parameter_invalid",
+                                     arena_strdup(r->arena, name), "%s is given more than once", name);
+                    return -1;
+                }
+                q += strcspn(q, "&");
+            }
+        }
+        p += seg;
+        p += *p == '&';
+    }
+    return 0;
+}
+
 static int http_on_request(struct mg_connection *conn)
 {
     app *a = mg_get_user_data(mg_get_context(conn));
@@ -445,6 +504,8 @@ static int http_on_request(struct mg_connection *conn)
         else if ((r.route->flags & ROUTE_JSON) && parse_json_body(&r) != 0)
             ;
         else if (!(r.route->flags & ROUTE_RAW) && guard_card_data(&r) != 0)
+            ;
+        else if (check_query(&r) != 0)
             ;
         else if (authorize(a, &r) != 0)
             ;

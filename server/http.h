@@ -34,6 +34,9 @@ typedef struct http_route {
     http_handler handler;
     int flags;
     const char *name;    /* metrics label */
+    const char *query;   /* the query parameters it reads, space-separated;
+                            NULL: none. Others are refused (ROUTE_RAW routes
+                            take any). */
 } http_route;
 
 #define HTTP_MAX_PARAMS 4

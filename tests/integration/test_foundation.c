@@ -597,6 +597,41 @@ static void test_empty_body_is_400_parameter_missing(void **state)
     h_resp_free(&r);
 }
 
+static void test_query_parameter_the_route_does_not_read_is_400_parameter_unknown(void **state)
+{
+    (void)state;
+    h_resp r;
+    /* A typo must not silently list every order. */
+    assert_int_equal(h_get(&srv, "/v1/orders?stauts=paid", srv.admin_auth, &r), 0);
+    assert_error(&r, 400, "parameter_unknown");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "error"), "param")), "stauts");
+    EXPECT_CONTAINS(h_err_message(&r), "status");
+    h_resp_free(&r);
+    /* A route that reads no query refuses any. */
+    assert_int_equal(h_get(&srv, "/healthz?verbose=1", NULL, &r), 0);
+    assert_error(&r, 400, "parameter_unknown");
+    h_resp_free(&r);
+    /* On a write, the refusal comes before anything happens. */
+    assert_int_equal(h_post_json(&srv, "/v1/test/clock?offset_ms=5000", srv.admin_auth, NULL, "{\"offset_ms\": 0}", &r),
+                     0);
+    assert_error(&r, 400, "parameter_unknown");
+    h_resp_free(&r);
+    /* Names are compared URL-decoded. */
+    assert_int_equal(h_get(&srv, "/v1/orders?st%61tus=paid&limit=1", srv.admin_auth, &r), 0);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+}
+
+static void test_query_parameter_given_twice_is_400_parameter_invalid(void **state)
+{
+    (void)state;
+    h_resp r;
+    assert_int_equal(h_get(&srv, "/v1/orders?limit=1&status=paid&limit=100", srv.admin_auth, &r), 0);
+    assert_error(&r, 400, "parameter_invalid");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "error"), "param")), "limit");
+    h_resp_free(&r);
+}
+
 static void test_missing_authorization_is_401_missing_credentials(void **state)
 {
     (void)state;
@@ -930,6 +965,8 @@ int main(void)
         cmocka_unit_test(test_wrong_content_type_is_415),
         cmocka_unit_test(test_json_array_body_is_400),
         cmocka_unit_test(test_empty_body_is_400_parameter_missing),
+        cmocka_unit_test(test_query_parameter_the_route_does_not_read_is_400_parameter_unknown),
+        cmocka_unit_test(test_query_parameter_given_twice_is_400_parameter_invalid),
         cmocka_unit_test(test_missing_authorization_is_401_missing_credentials),
         cmocka_unit_test(test_garbage_or_unknown_key_is_401),
         cmocka_unit_test(test_key_with_wrong_secret_is_401),
