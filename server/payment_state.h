@@ -13,6 +13,8 @@
 typedef struct payment_row {
     const char *id, *order_id, *user_id, *gateway, *provider_ref, *status, *currency;
     const char *capture_method, *payment_method, *return_url, *client_secret, *customer_ref;
+    const char *saved_method_id; /* payd's pm_ id when paid with a saved method; payment_method
+                                    then holds its provider token, never shown */
     const char *next_action;  /* JSON text or NULL */
     const char *failure_code, *failure_message, *pending_op;
     int64_t amount, amount_capturable, amount_captured, amount_refunded;
@@ -48,7 +50,7 @@ typedef struct payment_view {
     " 'status', p.status, 'amount', p.amount, 'currency', p.currency,"                                  \
     " 'amount_capturable', p.amount_capturable, 'amount_captured', p.amount_captured,"                  \
     " 'amount_refunded', p.amount_refunded, 'capture_method', p.capture_method,"                        \
-    " 'payment_method', p.payment_method, 'provider_ref', p.provider_ref,"                              \
+    " 'payment_method', coalesce(p.saved_method_id, p.payment_method), 'provider_ref', p.provider_ref,"  \
     " 'client_secret', p.client_secret, 'next_action', p.next_action, 'return_url', p.return_url,"      \
     " 'failure_code', p.failure_code, 'failure_message', p.failure_message,"                            \
     " 'outcome_unknown', p.outcome_unknown, 'needs_review', p.needs_review,"                            \

@@ -44,9 +44,9 @@
 STORE_STMT(stmt_insert,
            "INSERT INTO payments (id, order_id, user_id, gateway, status, currency, amount, capture_method,"
            " payment_method, return_url, pending_op, janitor_next_at, customer_id, customer_ref,"
-           " pending_confirm, description, statement_descriptor_suffix)"
+           " pending_confirm, description, statement_descriptor_suffix, saved_method_id)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10, 'create', now() + make_interval(secs => $11::int),"
-           " $12, $13, $14::boolean, $15, $16)");
+           " $12, $13, $14::boolean, $15, $16, $17)");
 
 static const char *const payment_keys[] = {"order", "gateway", "payment_method", "capture_method",
                                            "return_url", "confirm", "description",
@@ -303,7 +303,7 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     char id[IDS_MAX];
     ids_new("pay", id);
     order_row o = {0};
-    const char *customer_id = NULL, *customer_ref = NULL;
+    const char *customer_id = NULL, *customer_ref = NULL, *saved_method_id = NULL;
     int rc = store_begin(c);
     if (rc == STORE_OK) rc = orders_lock(c, order_id, &o);
     int refused = 0;
@@ -316,8 +316,9 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
                             "order", "the order cannot take a new payment (status is %s)", o.status);
     } else if (rc == STORE_OK) {
         /* A saved method (pm_ id of ours) fixes the gateway and customer. */
-        const char *saved_gw = NULL;
+        const char *saved_gw = NULL, *asked = method;
         int sm = methods_resolve(x, c, method, &method, &customer_id, &customer_ref, &saved_gw, f);
+        if (sm == 0) saved_method_id = asked;
         if (sm < 0) refused = -1;
         else if (sm == 0 && gateway && strcmp(gateway, saved_gw) != 0)
             refused = fault_invalid(f, "gateway_mismatch", "gateway",
@@ -342,8 +343,9 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
                                 method ? "requires_confirmation" : "requires_payment_method",
                                 o.currency, amount, manual ? "manual" : "automatic",
                                 method_for_storage(x, method), return_url, lease, customer_id,
-                                customer_ref, confirm ? "true" : "false", description, descriptor};
-        rc = store_query(c, &stmt_insert, 16, params, NULL);
+                                customer_ref, confirm ? "true" : "false", description, descriptor,
+                                saved_method_id};
+        rc = store_query(c, &stmt_insert, 17, params, NULL);
         if (rc == STORE_E_CONFLICT)
             refused = fault_set(f, 409, "invalid_request_error", "order_payment_in_progress", "order",
                                 "the order already has a payment in progress");
@@ -368,7 +370,7 @@ int payments_create(op_ctx *x, json_t *in, const char *raw_method, json_t **out,
     payment_row p = {.id = id, .order_id = o.id, .gateway = gw->name, .currency = o.currency,
                      .amount = o.total, .capture_method = manual ? "manual" : "automatic",
                      .payment_method = method, .return_url = return_url, .op_attempt = 1,
-                     .customer_ref = customer_ref, .description = description,
+                     .customer_ref = customer_ref, .saved_method_id = saved_method_id, .description = description,
                      .statement_descriptor_suffix = descriptor, .order_number = o.number,
                      .customer_email = o.customer_email[0] ? o.customer_email : NULL};
     payd_payment_res res;
@@ -440,8 +442,11 @@ static int payment_begin_op(op_ctx *x, const char *id, const char *op, const cha
                 refused = fault_invalid(f, "gateway_mismatch", "payment_method",
                                         "the saved payment method belongs to gateway %s", saved_gw);
             else if (sm == 0) {
+                p->saved_method_id = method;
                 method = token;
                 p->customer_ref = cus_ref;
+            } else {
+                p->saved_method_id = NULL; /* a provider token replaces a saved method */
             }
             if (!refused) p->payment_method = method_for_storage(x, method);
         }

@@ -488,6 +488,69 @@ static void test_paying_with_a_saved_method_by_payd_id_charges_it(void **state)
     h_resp_free(&r);
 }
 
+/* A new EUR order of 45.00; its id goes to `order`. */
+static void chair_order(char order[64])
+{
+    h_create(&srv, "/v1/orders", srv.merchant_auth, "{\"currency\":\"EUR\",\"items\":[{\"name\":\"Chair\",\"unit_amount\":4500}]}",
+             201, order);
+}
+
+static void test_a_payment_with_a_saved_method_shows_its_payd_id_and_never_the_provider_token(void **state)
+{
+    char cus[64], pm[64], order[64], body[256], pay[64], path[160];
+    h_resp r;
+
+    (void)state;
+    customer("user_m7", cus);
+    save(cus, "pm_card_visa", NULL, pm, NULL);
+
+    /* Paid at creation. */
+    chair_order(order);
+    snprintf(body, sizeof body, "{\"order\":\"%s\",\"payment_method\":\"%s\",\"confirm\":true}", order, pm);
+    post("/v1/payments", body, &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "payment_method"), pm);
+    assert_null(strstr(r.body, "mock_pm_"));
+    snprintf(pay, sizeof pay, "%s", h_rstr(&r, "id"));
+    h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/payments/%s", pay);
+    h_get_ok(&srv, path, srv.merchant_auth, &r);
+    EXPECT_STR(h_rstr(&r, "payment_method"), pm);
+    assert_null(strstr(r.body, "mock_pm_"));
+    h_resp_free(&r);
+    /* The events carry the same representation. */
+    snprintf(path, sizeof path, "/v1/events?object_id=%s", pay);
+    h_get_ok(&srv, path, srv.merchant_auth, &r);
+    EXPECT_STATUS(&r, 200);
+    assert_true(json_array_size(h_jpath(r.json, "data")) >= 1);
+    assert_null(strstr(r.body, "mock_pm_"));
+    h_resp_free(&r);
+    /* payd still holds the token, to re-issue an unanswered call. */
+    assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND saved_method_id = '%s'"
+                             " AND payment_method LIKE 'mock_pm_%%'", pay, pm), 1);
+
+    /* Paid at confirmation: the saved method, its customer reference too,
+     * is kept on the row. */
+    chair_order(order);
+    snprintf(body, sizeof body, "{\"order\":\"%s\",\"gateway\":\"mock\"}", order);
+    post("/v1/payments", body, &r);
+    EXPECT_STATUS(&r, 201);
+    EXPECT_STR(h_rstr(&r, "status"), "requires_payment_method");
+    snprintf(pay, sizeof pay, "%s", h_rstr(&r, "id"));
+    h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/payments/%s/confirm", pay);
+    snprintf(body, sizeof body, "{\"payment_method\":\"%s\"}", pm);
+    post(path, body, &r);
+    EXPECT_STATUS(&r, 200);
+    EXPECT_STR(h_rstr(&r, "status"), "succeeded");
+    EXPECT_STR(h_rstr(&r, "payment_method"), pm);
+    assert_null(strstr(r.body, "mock_pm_"));
+    h_resp_free(&r);
+    assert_int_equal(sql_int("SELECT count(*) FROM payments p JOIN customer_gateways g ON g.provider_ref = p.customer_ref"
+                             " WHERE p.id = '%s' AND p.saved_method_id = '%s'", pay, pm), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_racing_deletes_and_default_switches_answer_200_or_404_and_keep_one_default),
         cmocka_unit_test(test_another_customers_method_is_404_and_stays),
         cmocka_unit_test(test_paying_with_a_saved_method_by_payd_id_charges_it),
+        cmocka_unit_test(test_a_payment_with_a_saved_method_shows_its_payd_id_and_never_the_provider_token),
     };
 
     return cmocka_run_group_tests(tests, setup, h_group_stop);
