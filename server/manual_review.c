@@ -176,7 +176,7 @@ static int review_refund(op_ctx *x, const char *id, int confirm, json_t *in, jso
                             p.gateway);
     if (!refused && rc == STORE_OK) {
         int applied = refunds_apply_outcome(x, c, &p, id, NULL, confirm, confirm ? NULL : "refund_rejected",
-                                            confirm ? NULL : "the refund was rejected by an admin", 0);
+                                            confirm ? NULL : "the refund was rejected by an admin", 0, 0, NULL);
         if (applied == APPLY_UNKNOWN) refused = fault_not_found(f, "refund", id);
         else if (applied == APPLY_NOOP || applied == APPLY_STALE)
             refused = fault_set(f, 409, "invalid_request_error", "refund_not_pending", NULL,

@@ -238,15 +238,20 @@ static int late_success(op_ctx *x, store_conn *c, payment_row *p, const payment_
         *moving = 1;
         return APPLY_APPLIED;
     }
+    log_warn("payments", "payment %s: the provider reports money after payd gave up, and order %s is paid or closed: needs review",
+             p->id, p->order_id);
+    return payment_flag_review(x, c, p, "payment.late_success_needs_review");
+}
+
+int payment_flag_review(op_ctx *x, store_conn *c, payment_row *p, const char *action)
+{
     if (p->needs_review) return APPLY_STALE;
     p->needs_review = 1;
     const char *repr = NULL;
-    rc = payment_save(x, c, p, "payment.late_success_needs_review", &repr);
+    int rc = payment_save(x, c, p, action, &repr);
     if (rc == STORE_OK)
-        rc = events_emit(c, x->a->mods, "payment.needs_review", "payment", p->id, p->order_id, p->user_id,
-                         repr, x->request_id);
-    log_warn("payments", "payment %s: the provider reports money after payd gave up, and order %s is paid or closed: needs review",
-             p->id, p->order_id);
+        rc = events_emit(c, x->a->mods, "payment.needs_review", "payment", p->id, p->order_id, p->user_id, repr,
+                         x->request_id);
     return rc < 0 ? rc : APPLY_STALE;
 }
 

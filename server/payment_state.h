@@ -63,6 +63,12 @@ int payment_lock(op_ctx *x, store_conn *c, const char *id, payment_row *p);
 /* Writes every mutable field back, with an audit row. *json gets the new
  * representation text (arena), if json != NULL. */
 int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, const char **json);
+
+/* Money news payd cannot book: flags the payment needs_review (audited as
+ * `action`) with a payment.needs_review event, in the caller's transaction
+ * under the payment lock; a payment already flagged is left as it is.
+ * Returns APPLY_STALE or a STORE_E_* code. */
+int payment_flag_review(op_ctx *x, store_conn *c, payment_row *p, const char *action);
 void payment_row_release(payment_row *p);
 
 /* 1 when `from` may move to `to` (mirrors the database trigger). */

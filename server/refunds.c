@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "audit.h"
 #include "events.h"
@@ -45,6 +46,11 @@ STORE_STMT(stmt_insert,
            "INSERT INTO refunds AS r (id, payment_id, order_id, gateway, status, amount, currency, reason, janitor_next_at)"
            " VALUES ($1, $2, $3, $4, 'pending', $5::bigint, $6, $7, now() + make_interval(secs => $8::int))"
            " RETURNING " REFUND_JSON " AS j");
+/* A refund made outside payd: pending only until refund_succeed, in the
+ * same transaction. */
+STORE_STMT(stmt_insert_external,
+           "INSERT INTO refunds (id, payment_id, order_id, gateway, status, amount, currency, provider_ref)"
+           " VALUES ($1, $2, $3, $4, 'pending', $5::bigint, $6, $7)");
 STORE_STMT(stmt_lock,
            "SELECT r.id, r.payment_id, r.amount, r.status, r.provider_ref, r.reason, r.janitor_attempts,"
            " " REFUND_JSON " AS j FROM refunds r"
@@ -180,14 +186,7 @@ static int refund_contradicted(op_ctx *x, store_conn *c, payment_row *p, const r
 {
     log_warn("refunds", "refund %s is failed in payd, but the provider reports it succeeded: payment %s needs review",
              r->id, p->id);
-    if (p->needs_review) return APPLY_STALE;
-    p->needs_review = 1;
-    const char *repr = NULL;
-    int rc = payment_save(x, c, p, "refund.success_after_failure_needs_review", &repr);
-    if (rc == STORE_OK)
-        rc = events_emit(c, x->a->mods, "payment.needs_review", "payment", p->id, p->order_id, p->user_id, repr,
-                         x->request_id);
-    return rc < 0 ? rc : APPLY_STALE;
+    return payment_flag_review(x, c, p, "refund.success_after_failure_needs_review");
 }
 
 static int refund_call(op_ctx *x, instance *gw, const payment_row *p, const refund_row *r,
@@ -441,12 +440,60 @@ int refunds_resolve(op_ctx *x, const char *id)
     return STORE_OK;
 }
 
+/*
+ * A refund made outside payd, in the provider's dashboard say: the provider
+ * reports a refund payd never created and that carries no payd refund id.
+ * The money has left, so payd books it as it books its own: a refund row
+ * (provider_ref = the provider's id), the payment's refunded amount and
+ * status, a ledger row, the order, audit and a refund.succeeded event, in
+ * the caller's transaction under the payment lock.
+ *
+ * Not while one of payd's own refunds of the payment is pending: from a
+ * module that does not hand back payd's refund id, that refund's news would
+ * look external. Nor before the payment has captured money (its news may
+ * still be on the way). Both answer APPLY_UNKNOWN: the event stays
+ * unmatched and the janitor applies it again later. What payd cannot book
+ * (no amount, another currency, more than is left, a payment failed,
+ * refunded or disputed) flags the payment needs_review instead.
+ */
+static int refund_external(op_ctx *x, store_conn *c, payment_row *p, const char *ref, int64_t amount,
+                           const char *currency)
+{
+    int refundable = !strcmp(p->status, "succeeded") || !strcmp(p->status, "partially_refunded");
+    int closed = !strcmp(p->status, "refunded") || !strcmp(p->status, "disputed") || !strcmp(p->status, "failed") ||
+                 !strcmp(p->status, "canceled");
+    if (p->amount_refund_pending > 0 || (!refundable && !closed)) return APPLY_UNKNOWN;
+    if (!refundable || amount <= 0 || !currency || strcasecmp(currency, p->currency) != 0 ||
+        amount > p->amount_captured - p->amount_refunded) {
+        log_warn("refunds", "payment %s: the provider reports a refund %s made outside payd that payd cannot book"
+                 " (%lld %s; payment %s, %lld captured, %lld refunded): needs review",
+                 p->id, ref, (long long)amount, currency ? currency : "?", p->status, (long long)p->amount_captured,
+                 (long long)p->amount_refunded);
+        return payment_flag_review(x, c, p, "refund.external_unbookable_needs_review");
+    }
+    char rid[IDS_MAX], amt[24];
+    ids_new("re", rid);
+    snprintf(amt, sizeof amt, "%lld", (long long)amount);
+    const char *params[] = {rid, p->id, p->order_id, p->gateway, amt, p->currency, ref};
+    int rc = store_query(c, &stmt_insert_external, 7, params, NULL);
+    if (rc != STORE_OK) return rc;
+    refund_row r = {.id = rid, .payment_id = p->id, .status = "pending", .amount = amount};
+    p->amount_refund_pending += amount; /* refund_succeed moves it to refunded */
+    rc = refund_succeed(x, c, p, &r, ref, NULL);
+    if (rc == STORE_OK)
+        log_info("refunds", "payment %s: refund %s (%lld %s) was made at the provider as %s; booked", p->id, rid,
+                 (long long)amount, p->currency, ref);
+    return rc < 0 ? rc : APPLY_APPLIED;
+}
+
 int refunds_apply_outcome(op_ctx *x, store_conn *c, payment_row *p, const char *refund_id,
                           const char *refund_ref, int succeeded, const char *failure_code,
-                          const char *failure_message, int from_provider)
+                          const char *failure_message, int from_provider, int64_t amount, const char *currency)
 {
     refund_row r;
     int rc = refund_lock(x, c, refund_id, refund_id ? NULL : refund_ref, p->gateway, &r);
+    if (rc == 1 && succeeded && from_provider && !refund_id && refund_ref)
+        return refund_external(x, c, p, refund_ref, amount, currency);
     if (rc == 1) return APPLY_UNKNOWN;
     if (rc != STORE_OK) return rc;
     if (succeeded && from_provider && strcmp(r.payment_id, p->id) == 0 && strcmp(r.status, "failed") == 0) {

@@ -22,13 +22,17 @@ int refunds_resolve(op_ctx *x, const char *id);
  * payment (already locked by the caller: pass it) and the refund found by
  * payd id or provider ref. With `from_provider` (a webhook), a success
  * for a refund payd holds as failed flags the payment needs_review
- * (APPLY_STALE); an admin's decision passes 0 and only ever settles a
- * pending refund.
+ * (APPLY_STALE), and a success for a refund payd never made (no payd
+ * refund id, an unknown provider ref: made in the provider's dashboard)
+ * is booked for `amount` of `currency` (APPLY_APPLIED), or waits
+ * (APPLY_UNKNOWN) while a refund of payd's is pending, or flags the
+ * payment when it cannot be booked; an admin's decision passes 0 (and no
+ * amount) and only ever settles a pending refund.
  * Returns APPLY_* (APPLY_UNKNOWN when payd does not know the refund) or a
  * STORE_E_* code.
  */
 int refunds_apply_outcome(op_ctx *x, store_conn *c, payment_row *p, const char *refund_id,
                           const char *refund_ref, int succeeded, const char *failure_code,
-                          const char *failure_message, int from_provider);
+                          const char *failure_message, int from_provider, int64_t amount, const char *currency);
 
 #endif

@@ -129,7 +129,7 @@ static int apply_event(op_ctx *x, store_conn *c, payment_row *p, const payd_even
     case PAYD_EV_REFUND_FAILED: {
         int rc = refunds_apply_outcome(x, c, p, ev->refund_id, ev->refund_ref,
                                        ev->type == PAYD_EV_REFUND_SUCCEEDED, ev->failure_code,
-                                       ev->failure_message, 1);
+                                       ev->failure_message, 1, ev->amount, ev->currency);
         return rc;
     }
     case PAYD_EV_DISPUTE_CREATED:

@@ -15,6 +15,8 @@
  * `unmatched`; a forged, tampered, unsigned or old request is 400 and
  * stores nothing; disputes write a chargeback; a refund webhook that wins
  * the race with the synchronous answer completes the refund exactly once;
+ * a refund made at the provider is booked once, waits while one of payd's
+ * is pending, and is flagged when it cannot be booked;
  * GET /v1/events paginates and filters and is for merchants only.
  *
  * Gateway instances:
@@ -856,6 +858,26 @@ static void *refund_thread(void *arg)
     return NULL;
 }
 
+/* Starts POST /v1/refunds of `amount` of `pay_id` (on `slow`) on thread
+ * *th and waits until payd holds it pending; its id goes to refund_id. */
+static void start_pending_refund(const char *pay_id, long long amount, refund_call *call, pthread_t *th,
+                                 char refund_id[64])
+{
+    memset(call, 0, sizeof *call);
+    snprintf(call->body, sizeof call->body, "{\"payment\":\"%s\",\"amount\":%lld}", pay_id, amount);
+    assert_int_equal(pthread_create(th, NULL, refund_thread, call), 0);
+    refund_id[0] = '\0';
+    int64_t deadline = h_now_ms() + 5000;
+    while (!refund_id[0] && h_now_ms() < deadline) {
+        sql_str(refund_id, 64, "SELECT id FROM refunds WHERE payment_id = '%s' AND status = 'pending'", pay_id);
+        if (!refund_id[0]) h_sleep_ms(20);
+    }
+    if (!refund_id[0]) {
+        pthread_join(*th, NULL);
+        fail_msg("no pending refund appeared (the refund answered %ld %s)", call->status, call->refund_status);
+    }
+}
+
 static void test_refund_webhook_completes_pending_refund_once_before_the_provider_answers(void **state)
 {
     (void)state;
@@ -864,21 +886,10 @@ static void test_refund_webhook_completes_pending_refund_once_before_the_provide
     pay(order, "pm_card_visa", "slow", 201, "succeeded", pay_id, ref);
 
     /* The provider takes 1.5 s to answer the refund; meanwhile it is pending. */
-    refund_call call = {0};
-    snprintf(call.body, sizeof call.body, "{\"payment\":\"%s\",\"amount\":2000}", pay_id);
+    refund_call call;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, refund_thread, &call), 0);
-    char refund_id[64] = "";
-    int64_t deadline = h_now_ms() + 5000;
-    while (!refund_id[0] && h_now_ms() < deadline) {
-        sql_str(refund_id, sizeof refund_id, "SELECT id FROM refunds WHERE payment_id = '%s' AND status = 'pending'",
-                pay_id);
-        if (!refund_id[0]) h_sleep_ms(20);
-    }
-    if (!refund_id[0]) {
-        pthread_join(th, NULL);
-        fail_msg("no pending refund appeared (the refund answered %ld %s)", call.status, call.refund_status);
-    }
+    char refund_id[64];
+    start_pending_refund(pay_id, 2000, &call, &th, refund_id);
     assert_int_equal(sql_int("SELECT amount_refund_pending FROM payments WHERE id = '%s'", pay_id), 2000);
 
     char evt[64], body[2048];
@@ -926,21 +937,10 @@ static void test_refund_success_after_its_failure_flags_the_payment_for_review_a
     new_order(5000, order);
     pay(order, "pm_card_visa", "slow", 201, "succeeded", pay_id, ref);
 
-    refund_call call = {0};
-    snprintf(call.body, sizeof call.body, "{\"payment\":\"%s\",\"amount\":1800}", pay_id);
+    refund_call call;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, refund_thread, &call), 0);
-    char refund_id[64] = "";
-    int64_t deadline = h_now_ms() + 5000;
-    while (!refund_id[0] && h_now_ms() < deadline) {
-        sql_str(refund_id, sizeof refund_id, "SELECT id FROM refunds WHERE payment_id = '%s' AND status = 'pending'",
-                pay_id);
-        if (!refund_id[0]) h_sleep_ms(20);
-    }
-    if (!refund_id[0]) {
-        pthread_join(th, NULL);
-        fail_msg("no pending refund appeared (the refund answered %ld %s)", call.status, call.refund_status);
-    }
+    char refund_id[64];
+    start_pending_refund(pay_id, 1800, &call, &th, refund_id);
 
     char evt[64], body[2048];
     new_event_id(evt);
@@ -970,6 +970,114 @@ static void test_refund_success_after_its_failure_flags_the_payment_for_review_a
     DELIVER("slow", SLOW_SECRET, body, evt2, "refund.succeeded", "stale");
     EXPECT_LEDGER(&srv, pay_id, "refund", 0, 0);
     assert_int_equal(events_of(pay_id, "payment.needs_review"), 1);
+}
+
+/* A refund made in the provider's dashboard, as the mock reports it: the
+ * payment's ref and the refund's, no payd refund id. */
+static void outside_refund(const char *gateway, const char *secret, const char *ref, const char *re_ref,
+                           long long amount, const char *outcome)
+{
+    char evt[64], body[2048];
+    new_event_id(evt);
+    ev_data d = {.provider_ref = ref, .amount = amount, .refund_ref = re_ref};
+    mock_event(body, sizeof body, evt, "refund.succeeded", &d);
+    DELIVER(gateway, secret, body, evt, "refund.succeeded", outcome);
+}
+
+static void test_refund_made_at_the_provider_is_booked_once_with_ledger_order_and_event(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64], ref[64], re_ref[64], refund_id[64];
+    paid_payment(5000, order, pay_id, ref);
+    snprintf(re_ref, sizeof re_ref, "mock_re_dash_%lld", (long long)h_now_ms());
+
+    outside_refund("mock", SECRET, ref, re_ref, 1500, "applied");
+    sql_str(refund_id, sizeof refund_id,
+            "SELECT id FROM refunds WHERE provider_ref = '%s' AND payment_id = '%s' AND status = 'succeeded'"
+            " AND amount = 1500 AND currency = 'USD'", re_ref, pay_id);
+    assert_true(refund_id[0] != '\0');
+    EXPECT_OBJ_STATUS("payments", pay_id, "partially_refunded");
+    EXPECT_OBJ_STATUS("orders", order, "partially_refunded");
+    EXPECT_LEDGER(&srv, pay_id, "refund", 1, 1500);
+    assert_int_equal(sql_int("SELECT amount_refunded FROM orders WHERE id = '%s'", order), 1500);
+    assert_int_equal(sql_int("SELECT amount_refund_pending FROM payments WHERE id = '%s'", pay_id), 0);
+    assert_int_equal(events_of(refund_id, "refund.succeeded"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE entity = 'refund:%s' AND action = 'refund.succeeded'",
+                             refund_id), 1);
+
+    /* The same refund told again (Stripe sends charge.refunded and
+     * refund.updated) is not a second one. */
+    outside_refund("mock", SECRET, ref, re_ref, 1500, "ignored");
+    EXPECT_LEDGER(&srv, pay_id, "refund", 1, 1500);
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE payment_id = '%s'", pay_id), 1);
+
+    /* What is left is still payd's to refund, and no more. */
+    h_resp r;
+    char body[128];
+    snprintf(body, sizeof body, "{\"payment\":\"%s\"}", pay_id);
+    post("/v1/refunds", srv.merchant_auth, body, &r);
+    EXPECT_STATUS(&r, 201);
+    assert_int_equal(h_rint(&r, "amount"), 3500);
+    h_resp_free(&r);
+    EXPECT_OBJ_STATUS("payments", pay_id, "refunded");
+    EXPECT_LEDGER(&srv, pay_id, "refund", 2, 5000);
+
+    /* A refund beyond what was captured cannot be booked: flagged. */
+    snprintf(re_ref, sizeof re_ref, "mock_re_dash2_%lld", (long long)h_now_ms());
+    outside_refund("mock", SECRET, ref, re_ref, 100, "stale");
+    EXPECT_LEDGER(&srv, pay_id, "refund", 2, 5000);
+    assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND needs_review", pay_id), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE provider_ref = '%s'", re_ref), 0);
+    assert_int_equal(events_of(pay_id, "payment.needs_review"), 1);
+}
+
+static void test_refund_made_at_the_provider_in_another_currency_is_flagged_not_booked(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64], ref[64], re_ref[64], evt[64], body[2048];
+    paid_payment(3000, order, pay_id, ref);
+    snprintf(re_ref, sizeof re_ref, "mock_re_eur_%lld", (long long)h_now_ms());
+    new_event_id(evt);
+    ev_data d = {.provider_ref = ref, .amount = 1000, .refund_ref = re_ref};
+    mock_event(body, sizeof body, evt, "refund.succeeded", &d);
+    /* The mock's events are USD; make this one EUR. */
+    char *usd = strstr(body, "\"USD\"");
+    assert_non_null(usd);
+    memcpy(usd + 1, "EUR", 3);
+    DELIVER("mock", SECRET, body, evt, "refund.succeeded", "stale");
+    EXPECT_LEDGER(&srv, pay_id, "refund", 0, 0);
+    EXPECT_OBJ_STATUS("payments", pay_id, "succeeded");
+    assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND needs_review", pay_id), 1);
+}
+
+static void test_refund_made_at_the_provider_waits_while_a_payd_refund_is_pending_then_is_booked(void **state)
+{
+    (void)state;
+    char order[64], pay_id[64], ref[64], re_ref[64], refund_id[64];
+    new_order(6000, order);
+    pay(order, "pm_card_visa", "slow", 201, "succeeded", pay_id, ref);
+    refund_call call;
+    pthread_t th;
+    start_pending_refund(pay_id, 1000, &call, &th, refund_id);
+
+    /* While payd's refund is pending, news of an unknown refund could be
+     * that refund's: it is kept, not booked. */
+    snprintf(re_ref, sizeof re_ref, "mock_re_wait_%lld", (long long)h_now_ms());
+    outside_refund("slow", SLOW_SECRET, ref, re_ref, 700, "unmatched");
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE provider_ref = '%s'", re_ref), 0);
+
+    pthread_join(th, NULL);
+    EXPECT_STR(call.refund_status, "succeeded");
+    /* Once nothing is pending, the janitor books it. */
+    int64_t deadline = h_now_ms() + POLL_MS + 10000;
+    while (sql_int("SELECT count(*) FROM refunds WHERE provider_ref = '%s' AND status = 'succeeded'", re_ref) != 1 &&
+           h_now_ms() < deadline)
+        h_sleep_ms(100);
+    assert_int_equal(sql_int("SELECT count(*) FROM refunds WHERE provider_ref = '%s' AND status = 'succeeded'", re_ref),
+                     1);
+    EXPECT_LEDGER(&srv, pay_id, "refund", 2, 1700);
+    assert_int_equal(sql_int("SELECT amount_refunded FROM payments WHERE id = '%s'", pay_id), 1700);
+    EXPECT_OBJ_STATUS("payments", pay_id, "partially_refunded");
 }
 
 static void test_refund_webhook_after_synchronous_refund_is_ignored_without_second_ledger_row(void **state)
@@ -1174,6 +1282,9 @@ int main(void)
         cmocka_unit_test(test_refund_webhook_completes_pending_refund_once_before_the_provider_answers),
         cmocka_unit_test(test_refund_webhook_after_synchronous_refund_is_ignored_without_second_ledger_row),
         cmocka_unit_test(test_refund_success_after_its_failure_flags_the_payment_for_review_and_books_nothing),
+        cmocka_unit_test(test_refund_made_at_the_provider_is_booked_once_with_ledger_order_and_event),
+        cmocka_unit_test(test_refund_made_at_the_provider_in_another_currency_is_flagged_not_booked),
+        cmocka_unit_test(test_refund_made_at_the_provider_waits_while_a_payd_refund_is_pending_then_is_booked),
         cmocka_unit_test(test_success_after_a_decline_is_applied_while_the_order_is_open),
         cmocka_unit_test(test_success_after_a_decline_on_an_order_paid_again_needs_review_and_moves_nothing),
         cmocka_unit_test(test_review_queue_lists_a_flagged_payment_until_an_admin_resolves_it_with_a_note),
