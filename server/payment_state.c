@@ -40,7 +40,7 @@ STORE_STMT(stmt_save,
            " pending_op = $16, op_attempt = $17::int, janitor_attempts = $18::int,"
            " janitor_next_at = CASE WHEN $19::int < 0 THEN NULL ELSE now() + make_interval(secs => $19::int) END,"
            " needs_review = $20::boolean, pending_amount = $21::bigint, pending_confirm = $22::boolean,"
-           " saved_method_id = $23, customer_ref = $24,"
+           " saved_method_id = $23, customer_ref = $24, customer_id = $25,"
            " updated_at = now()"
            " WHERE id = $1 RETURNING " PAYMENT_JSON " AS j");
 
@@ -105,6 +105,7 @@ int payment_lock(op_ctx *x, store_conn *c, const char *id, payment_row *p)
     p->capture_method = col(x, r, "capture_method");
     p->payment_method = col(x, r, "payment_method");
     p->saved_method_id = col(x, r, "saved_method_id");
+    p->customer_id = col(x, r, "customer_id");
     p->return_url = col(x, r, "return_url");
     p->client_secret = col(x, r, "client_secret");
     p->customer_ref = col(x, r, "customer_ref");
@@ -156,9 +157,9 @@ int payment_save(op_ctx *x, store_conn *c, payment_row *p, const char *action, c
                             delay, p->needs_review ? "true" : "false",
                             p->pending_op ? amounts[5] : NULL,
                             p->pending_op && p->pending_confirm ? "true" : "false",
-                            p->saved_method_id, p->customer_ref};
+                            p->saved_method_id, p->customer_ref, p->customer_id};
     PGresult *r = NULL;
-    int rc = store_query(c, &stmt_save, 24, params, &r);
+    int rc = store_query(c, &stmt_save, 25, params, &r);
     if (rc != STORE_OK) return rc;
     const char *text = store_val(r, 0, "j");
     json_t *after = json_loads(text, 0, NULL);

@@ -15,6 +15,7 @@ typedef struct payment_row {
     const char *capture_method, *payment_method, *return_url, *client_secret, *customer_ref;
     const char *saved_method_id; /* payd's pm_ id when paid with a saved method; payment_method
                                     then holds its provider token, never shown */
+    const char *customer_id;     /* payd's customer, when known */
     const char *next_action;  /* JSON text or NULL */
     const char *failure_code, *failure_message, *pending_op;
     int64_t amount, amount_capturable, amount_captured, amount_refunded;

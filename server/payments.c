@@ -445,6 +445,7 @@ static int payment_begin_op(op_ctx *x, const char *id, const char *op, const cha
                 p->saved_method_id = method;
                 method = token;
                 p->customer_ref = cus_ref;
+                p->customer_id = cus;
             } else {
                 p->saved_method_id = NULL; /* a provider token replaces a saved method */
             }

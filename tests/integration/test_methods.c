@@ -530,8 +530,8 @@ static void test_a_payment_with_a_saved_method_shows_its_payd_id_and_never_the_p
     assert_int_equal(sql_int("SELECT count(*) FROM payments WHERE id = '%s' AND saved_method_id = '%s'"
                              " AND payment_method LIKE 'mock_pm_%%'", pay, pm), 1);
 
-    /* Paid at confirmation: the saved method, its customer reference too,
-     * is kept on the row. */
+    /* Paid at confirmation: the saved method, its customer and the
+     * customer's provider reference are kept on the row. */
     chair_order(order);
     snprintf(body, sizeof body, "{\"order\":\"%s\",\"gateway\":\"mock\"}", order);
     post("/v1/payments", body, &r);
@@ -548,7 +548,8 @@ static void test_a_payment_with_a_saved_method_shows_its_payd_id_and_never_the_p
     assert_null(strstr(r.body, "mock_pm_"));
     h_resp_free(&r);
     assert_int_equal(sql_int("SELECT count(*) FROM payments p JOIN customer_gateways g ON g.provider_ref = p.customer_ref"
-                             " WHERE p.id = '%s' AND p.saved_method_id = '%s'", pay, pm), 1);
+                             " AND g.customer_id = p.customer_id WHERE p.id = '%s' AND p.saved_method_id = '%s'"
+                             " AND p.customer_id = '%s'", pay, pm, cus), 1);
 }
 
 int main(void)
