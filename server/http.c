@@ -415,23 +415,31 @@ static int name_listed(const char *list, const char *name, size_t n)
     return 0;
 }
 
+/* The URL-decoded name of the query segment at `seg` into out; its length,
+ * 0 for a segment with no name, or -1 when longer than out holds. */
+static int query_name(const char *seg, char out[65])
+{
+    size_t raw = strcspn(seg, "=&");
+    return raw == 0 ? 0 : raw < 65 ? mg_url_decode(seg, (int)raw, out, 65, 1) : -1;
+}
+
 /*
  * Query parameters are held to the same rule as JSON members: a name the
  * route does not read is refused, never ignored, so "?stauts=paid" is not
  * silently every order, and a cursor on a list that takes none cannot
  * loop a client over page one forever. A name given twice is refused too:
- * which one counts would be CivetWeb's choice, not the caller's.
+ * which one counts would be CivetWeb's choice, not the caller's. Runs
+ * after the card guard, so no card number is ever echoed here.
  */
 static int check_query(http_req *r)
 {
     if (!r->query || (r->route->flags & ROUTE_RAW)) return 0;
     const char *allowed = r->route->query;
-    for (const char *p = r->query; *p;) {
-        size_t seg = strcspn(p, "&");
-        size_t raw = strcspn(p, "=&");
-        char name[65];
-        int n = raw < sizeof name ? mg_url_decode(p, (int)raw, name, (int)sizeof name, 1) : -1;
-        if (raw > 0 && (n < 0 || !name_listed(allowed, name, (size_t)n))) {
+    for (const char *p = r->query; *p; p += strcspn(p, "&"), p += *p == '&') {
+        char name[65], other[65];
+        int n = query_name(p, name);
+        if (n == 0) continue;
+        if (n < 0 || !name_listed(allowed, name, (size_t)n)) {
             if (n < 0) snprintf(name, sizeof name, "%.40s…", p);
             char *takes = arena_strdup(r->arena, allowed ? allowed : "none");
             for (char *s = takes; s && *s; s++)
@@ -440,23 +448,14 @@ static int check_query(http_req *r)
                              "unknown query parameter %s; this route takes: %s", name, takes ? takes : "");
             return -1;
         }
-        if (raw > 0) {
-            /* The same name again further on? */
-            for (const char *q = p + seg; *q;) {
-                q += *q == '&';
-                size_t qraw = strcspn(q, "=&");
-                char other[65];
-                int m = qraw < sizeof other ? mg_url_decode(q, (int)qraw, other, (int)sizeof other, 1) : -1;
-                if (m == n && memcmp(other, name, (size_t)n) == 0) {
-                    http_reply_error(r, 400, "invalid_request_error", "parameter_invalid",
-                                     arena_strdup(r->arena, name), "%s is given more than once", name);
-                    return -1;
-                }
-                q += strcspn(q, "&");
+        for (const char *q = p + strcspn(p, "&"); *q; q += strcspn(q, "&")) {
+            q += *q == '&';
+            if (query_name(q, other) == n && memcmp(other, name, (size_t)n) == 0) {
+                http_reply_error(r, 400, "invalid_request_error", "parameter_invalid", arena_strdup(r->arena, name),
+                                 "%s is given more than once", name);
+                return -1;
             }
         }
-        p += seg;
-        p += *p == '&';
     }
     return 0;
 }
